@@ -1,0 +1,459 @@
+// The extern "C" layer: thin handles over the C++ core. Every function that
+// can fail runs its body inside guard(), so no exception crosses into C.
+#include "sessions.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include <openssl/crypto.h>
+
+#include "error.h"
+#include "request.h"
+#include "session.h"
+#include "store.h"
+#include "value.h"
+
+using sessions::Errc;
+using sessions::Error;
+using sessions::fail;
+using sessions::Value;
+
+struct sess_config {
+  sessions::Config rep;
+};
+struct sess_store {
+  std::shared_ptr<sessions::Store> rep;
+};
+struct sess_request {
+  explicit sess_request(std::string_view header) : rep(header) {}
+  sessions::Request rep;
+};
+// sess_session is never defined: a sess_session* is a sessions::Session*
+// owned by its request.
+
+namespace {
+
+// A fixed buffer, as in hiredis: reporting an error never allocates.
+thread_local char last_error[512];
+
+int set_error(Errc code, const char* message) {
+  std::snprintf(last_error, sizeof(last_error), "%s", message);
+  return static_cast<int>(code);
+}
+
+template <typename Body>
+int guard(Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const Error& e) {
+    return set_error(e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    return set_error(Errc::no_memory, "out of memory");
+  } catch (const std::exception& e) {
+    return set_error(Errc::internal, e.what());
+  } catch (...) {
+    return set_error(Errc::internal, "unknown exception");
+  }
+}
+
+sessions::Session* unwrap(sess_session* s) { return reinterpret_cast<sessions::Session*>(s); }
+const sessions::Session* unwrap(const sess_session* s) {
+  return reinterpret_cast<const sessions::Session*>(s);
+}
+
+template <typename T>
+void require(const T* p, const char* what) {
+  if (!p) fail(Errc::invalid_argument, std::string(what) + " is NULL");
+}
+
+std::string_view bytes_arg(const void* p, size_t len, const char* what) {
+  if (!p && len) fail(Errc::invalid_argument, std::string(what) + " is NULL with a non-zero length");
+  return len ? std::string_view(static_cast<const char*>(p), len) : std::string_view();
+}
+
+// Looks up `key`, returning SESS_NOT_FOUND or the value.
+int lookup(const sess_session* s, const char* key, const Value** out) {
+  require(s, "session");
+  require(key, "key");
+  *out = unwrap(s)->get(key);
+  return *out ? SESS_OK : SESS_NOT_FOUND;
+}
+
+template <typename T>
+int get_typed(const sess_session* s, const char* key, const T** out) {
+  const Value* v = nullptr;
+  int rc = lookup(s, key, &v);
+  if (rc != SESS_OK) return rc;
+  *out = v->get_if<T>();
+  if (!*out) fail(Errc::type_mismatch, "'" + std::string(key) + "' holds another type");
+  return SESS_OK;
+}
+
+// Hands a string to the caller as a malloc'd, NUL-terminated copy.
+int give_string(const std::string& text, char** out, size_t* len) {
+  require(out, "output pointer");
+  char* copy = static_cast<char*>(std::malloc(text.size() + 1));
+  if (!copy) throw std::bad_alloc();
+  std::memcpy(copy, text.c_str(), text.size() + 1);
+  *out = copy;
+  if (len) *len = text.size();
+  return SESS_OK;
+}
+
+int set_value(sess_session* s, const char* key, Value v) {
+  require(s, "session");
+  require(key, "key");
+  unwrap(s)->set(key, std::move(v));
+  return SESS_OK;
+}
+
+const char* flash_kind(const char* kind) { return kind ? kind : "_flash"; }
+
+}  // namespace
+
+extern "C" {
+
+// ---- Library ---------------------------------------------------------------
+
+unsigned sess_version_number(void) { return SESS_VERSION_NUMBER; }
+const char* sess_version_string(void) { return SESS_VERSION_STRING; }
+const char* sess_last_error(void) { return last_error; }
+void sess_free(void* ptr) { std::free(ptr); }
+
+const char* sess_strerror(int code) {
+  switch (code) {
+    case SESS_OK: return "ok";
+    case SESS_NOT_FOUND: return "not found";
+    case SESS_E_INVALID_ARGUMENT: return "invalid argument";
+    case SESS_E_TYPE_MISMATCH: return "value has another type";
+    case SESS_E_NO_MEMORY: return "out of memory";
+    case SESS_E_BAD_URI: return "bad store URI";
+    case SESS_E_BAD_OPTION: return "bad option";
+    case SESS_E_BAD_SECRET: return "bad secret";
+    case SESS_E_UNSUPPORTED: return "store not supported by this build";
+    case SESS_E_STORE_UNAVAILABLE: return "store unavailable";
+    case SESS_E_COOKIE_TOO_LARGE: return "cookie too large";
+    case SESS_E_VALUE_TOO_LARGE: return "session data too large";
+    case SESS_E_BAD_JSON: return "bad JSON";
+    case SESS_E_HEADER_TOO_LARGE: return "Cookie header too large";
+    case SESS_E_STATE: return "call out of order";
+    case SESS_E_INTERNAL: return "internal error";
+    default: return "unknown error";
+  }
+}
+
+const char* sess_status_name(int status) {
+  switch (status) {
+    case SESS_STATUS_NEW: return "new";
+    case SESS_STATUS_VALID: return "valid";
+    case SESS_STATUS_EXPIRED: return "expired";
+    case SESS_STATUS_TAMPERED: return "tampered";
+    case SESS_STATUS_UNKNOWN_KEY: return "unknown_key";
+    case SESS_STATUS_MALFORMED: return "malformed";
+    case SESS_STATUS_UNKNOWN_ID: return "unknown_id";
+    default: return "unknown";
+  }
+}
+
+// ---- Configuration ---------------------------------------------------------
+
+int sess_config_new(sess_config** out) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    *out = new sess_config();
+    return SESS_OK;
+  });
+}
+
+void sess_config_free(sess_config* config) {
+  if (!config) return;
+  for (auto& secret : config->rep.secrets) OPENSSL_cleanse(secret.data(), secret.size());
+  delete config;
+}
+
+int sess_config_add_secret(sess_config* config, const void* secret, size_t len) {
+  return guard([&]() -> int {
+    require(config, "config");
+    std::string_view s = bytes_arg(secret, len, "secret");
+    if (s.size() < SESS_MIN_SECRET)
+      fail(Errc::bad_secret, "secret is " + std::to_string(s.size()) +
+                                 " bytes; at least 32 are required");
+    config->rep.secrets.emplace_back(s);
+    return SESS_OK;
+  });
+}
+
+int sess_config_set(sess_config* config, const char* name, const char* value) {
+  return guard([&]() -> int {
+    require(config, "config");
+    require(name, "name");
+    require(value, "value");
+    config->rep.set(name, value);
+    return SESS_OK;
+  });
+}
+
+// ---- Stores ----------------------------------------------------------------
+
+int sess_store_open(const char* uri, const sess_config* config, sess_store** out) {
+  return guard([&]() -> int {
+    require(uri, "uri");
+    require(config, "config");
+    require(out, "output pointer");
+    *out = nullptr;
+    auto store = sessions::Store::open(uri, config->rep);
+    *out = new sess_store{std::move(store)};
+    return SESS_OK;
+  });
+}
+
+void sess_store_close(sess_store* store) { delete store; }
+
+// ---- Requests --------------------------------------------------------------
+
+int sess_request_begin(const char* cookie_header, size_t len, sess_request** out) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    *out = nullptr;
+    *out = new sess_request(bytes_arg(cookie_header, len, "cookie_header"));
+    return SESS_OK;
+  });
+}
+
+int sess_request_session(sess_request* req, sess_store* store, const char* name,
+                         sess_session** out) {
+  return guard([&]() -> int {
+    require(req, "request");
+    require(store, "store");
+    require(name, "name");
+    require(out, "output pointer");
+    *out = nullptr;
+    sessions::Session& s = req->rep.session(store->rep, name);
+    *out = reinterpret_cast<sess_session*>(&s);
+    return SESS_OK;
+  });
+}
+
+int sess_request_finish(sess_request* req) {
+  return guard([&]() -> int {
+    require(req, "request");
+    std::string message;
+    Errc rc = req->rep.finish(&message);
+    if (rc != Errc::ok) return set_error(rc, message.c_str());
+    return SESS_OK;
+  });
+}
+
+size_t sess_request_set_cookie_count(const sess_request* req) {
+  return req ? req->rep.set_cookies().size() : 0;
+}
+
+const char* sess_request_set_cookie(const sess_request* req, size_t i, size_t* len) {
+  if (!req || i >= req->rep.set_cookies().size()) return nullptr;
+  const std::string& line = req->rep.set_cookies()[i];
+  if (len) *len = line.size();
+  return line.c_str();
+}
+
+void sess_request_free(sess_request* req) { delete req; }
+
+// ---- Session metadata ------------------------------------------------------
+
+const char* sess_session_name(const sess_session* s) { return s ? unwrap(s)->name().c_str() : ""; }
+const char* sess_session_id(const sess_session* s) { return s ? unwrap(s)->id_text().c_str() : ""; }
+int sess_session_status(const sess_session* s) { return s ? unwrap(s)->status() : SESS_STATUS_NEW; }
+int sess_session_is_new(const sess_session* s) { return s ? unwrap(s)->is_new() : 1; }
+int sess_session_is_modified(const sess_session* s) { return s ? unwrap(s)->is_modified() : 0; }
+int64_t sess_session_created(const sess_session* s) { return s ? unwrap(s)->created() : 0; }
+int64_t sess_session_last_seen(const sess_session* s) { return s ? unwrap(s)->last_seen() : 0; }
+
+int sess_session_regenerate_id(sess_session* s) {
+  return guard([&]() -> int {
+    require(s, "session");
+    unwrap(s)->regenerate_id();
+    return SESS_OK;
+  });
+}
+
+int sess_session_destroy(sess_session* s) {
+  return guard([&]() -> int {
+    require(s, "session");
+    unwrap(s)->destroy();
+    return SESS_OK;
+  });
+}
+
+int sess_session_set_option(sess_session* s, const char* name, const char* value) {
+  return guard([&]() -> int {
+    require(s, "session");
+    require(name, "name");
+    require(value, "value");
+    unwrap(s)->set_option(name, value);
+    return SESS_OK;
+  });
+}
+
+// ---- Values ----------------------------------------------------------------
+
+int sess_get_type(const sess_session* s, const char* key, int* type) {
+  return guard([&]() -> int {
+    require(type, "output pointer");
+    const Value* v = nullptr;
+    int rc = lookup(s, key, &v);
+    if (rc == SESS_OK) *type = static_cast<int>(v->type());
+    return rc;
+  });
+}
+
+int sess_get_bool(const sess_session* s, const char* key, int* out) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    const bool* v = nullptr;
+    int rc = get_typed(s, key, &v);
+    if (rc == SESS_OK) *out = *v ? 1 : 0;
+    return rc;
+  });
+}
+
+int sess_get_int(const sess_session* s, const char* key, int64_t* out) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    const int64_t* v = nullptr;
+    int rc = get_typed(s, key, &v);
+    if (rc == SESS_OK) *out = *v;
+    return rc;
+  });
+}
+
+int sess_get_double(const sess_session* s, const char* key, double* out) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    const double* v = nullptr;
+    int rc = get_typed(s, key, &v);
+    if (rc == SESS_OK) *out = *v;
+    return rc;
+  });
+}
+
+int sess_get_str(const sess_session* s, const char* key, const char** out, size_t* len) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    const std::string* v = nullptr;
+    int rc = get_typed(s, key, &v);
+    if (rc == SESS_OK) {
+      *out = v->c_str();
+      if (len) *len = v->size();
+    }
+    return rc;
+  });
+}
+
+int sess_get_bytes(const sess_session* s, const char* key, const void** out, size_t* len) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    require(len, "length pointer");
+    const sessions::Bytes* v = nullptr;
+    int rc = get_typed(s, key, &v);
+    if (rc == SESS_OK) {
+      *out = v->data.c_str();
+      *len = v->data.size();
+    }
+    return rc;
+  });
+}
+
+int sess_get_json(const sess_session* s, const char* key, char** out, size_t* len) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    const Value* v = nullptr;
+    int rc = lookup(s, key, &v);
+    if (rc != SESS_OK) return rc;
+    return give_string(sessions::to_json(*v), out, len);
+  });
+}
+
+int sess_set_nil(sess_session* s, const char* key) {
+  return guard([&]() -> int { return set_value(s, key, Value()); });
+}
+int sess_set_bool(sess_session* s, const char* key, int value) {
+  return guard([&]() -> int { return set_value(s, key, Value(value != 0)); });
+}
+int sess_set_int(sess_session* s, const char* key, int64_t value) {
+  return guard([&]() -> int { return set_value(s, key, Value(value)); });
+}
+int sess_set_double(sess_session* s, const char* key, double value) {
+  return guard([&]() -> int { return set_value(s, key, Value(value)); });
+}
+int sess_set_str(sess_session* s, const char* key, const char* value, size_t len) {
+  return guard([&]() -> int { return set_value(s, key, Value(std::string(bytes_arg(value, len, "value")))); });
+}
+int sess_set_bytes(sess_session* s, const char* key, const void* value, size_t len) {
+  return guard([&]() -> int {
+    return set_value(s, key, Value(sessions::Bytes{std::string(bytes_arg(value, len, "value"))}));
+  });
+}
+int sess_set_json(sess_session* s, const char* key, const char* json, size_t len) {
+  return guard([&]() -> int { return set_value(s, key, sessions::from_json(bytes_arg(json, len, "json"))); });
+}
+
+int sess_delete(sess_session* s, const char* key) {
+  return guard([&]() -> int {
+    require(s, "session");
+    require(key, "key");
+    unwrap(s)->erase(key);
+    return SESS_OK;
+  });
+}
+
+int sess_clear(sess_session* s) {
+  return guard([&]() -> int {
+    require(s, "session");
+    unwrap(s)->clear();
+    return SESS_OK;
+  });
+}
+
+size_t sess_count(const sess_session* s) { return s ? unwrap(s)->values().size() : 0; }
+
+int sess_key_at(const sess_session* s, size_t i, const char** key, size_t* len) {
+  return guard([&]() -> int {
+    require(s, "session");
+    require(key, "output pointer");
+    const auto& keys = unwrap(s)->keys();
+    if (i >= keys.size()) return SESS_NOT_FOUND;
+    *key = keys[i]->c_str();
+    if (len) *len = keys[i]->size();
+    return SESS_OK;
+  });
+}
+
+// ---- Flashes ---------------------------------------------------------------
+
+int sess_add_flash_str(sess_session* s, const char* kind, const char* value, size_t len) {
+  return guard([&]() -> int {
+    require(s, "session");
+    unwrap(s)->add_flash(flash_kind(kind), Value(std::string(bytes_arg(value, len, "value"))));
+    return SESS_OK;
+  });
+}
+
+int sess_add_flash_json(sess_session* s, const char* kind, const char* json, size_t len) {
+  return guard([&]() -> int {
+    require(s, "session");
+    unwrap(s)->add_flash(flash_kind(kind), sessions::from_json(bytes_arg(json, len, "json")));
+    return SESS_OK;
+  });
+}
+
+int sess_flashes_json(sess_session* s, const char* kind, char** out, size_t* len) {
+  return guard([&]() -> int {
+    require(s, "session");
+    require(out, "output pointer");
+    Value flashes(unwrap(s)->take_flashes(flash_kind(kind)));
+    return give_string(sessions::to_json(flashes), out, len);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,217 @@
+// The libsessions demo: a JSON web server that keeps its users in sessions.
+// It links only the public API (sessions.hpp over libsessions.so).
+//
+//   SESSIONS_SECRET=... demo_server [--store URI] [--port N]
+//
+// Routes: /login?user=NAME, /profile, /logout, /incr, /hello, /multi, /flash.
+#include <httplib.h>
+
+#include <openssl/rand.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sessions.hpp"
+
+namespace {
+
+using nlohmann::json;
+
+struct Options {
+  std::string store = "cookie:";
+  std::string host = "127.0.0.1";
+  int port = 8080;
+};
+
+[[noreturn]] void usage(const char* argv0) {
+  std::fprintf(stderr,
+               "usage: %s [--store URI] [--host ADDR] [--port N]\n"
+               "  --store URI   session store (default cookie:; also memory:)\n"
+               "  --port N      port to listen on (default 8080)\n"
+               "  SESSIONS_SECRET  secret of at least 32 bytes; several, comma-separated, rotate\n",
+               argv0);
+  std::exit(2);
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--store" && i + 1 < argc) o.store = argv[++i];
+    else if (arg == "--host" && i + 1 < argc) o.host = argv[++i];
+    else if (arg == "--port" && i + 1 < argc) o.port = std::atoi(argv[++i]);
+    else usage(argv[0]);
+  }
+  return o;
+}
+
+sessions::Config make_config() {
+  sessions::Config config;
+  const char* env = std::getenv("SESSIONS_SECRET");
+  if (env && *env) {
+    std::string secrets = env;  // "new,old": the first seals, all open
+    for (size_t start = 0; start <= secrets.size();) {
+      size_t comma = secrets.find(',', start);
+      if (comma == std::string::npos) comma = secrets.size();
+      config.add_secret(secrets.substr(start, comma - start));
+      start = comma + 1;
+    }
+  } else {
+    unsigned char key[32];
+    if (RAND_bytes(key, sizeof key) != 1) throw std::runtime_error("RAND_bytes failed");
+    config.add_secret(std::string_view(reinterpret_cast<char*>(key), sizeof key));
+    std::fprintf(stderr,
+                 "warning: SESSIONS_SECRET is not set; using a random development key. "
+                 "Sessions will not survive a restart.\n");
+  }
+  return config;
+}
+
+// The demo's user table: a stable numeric ID per user name.
+class Users {
+ public:
+  int64_t id_for(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [it, inserted] = ids_.emplace(name, int64_t(ids_.size()) + 1);
+    return it->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, int64_t> ids_;
+};
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+// Runs a handler inside a session request: Cookie: in, Set-Cookie: out.
+using Handler = std::function<void(const httplib::Request&, httplib::Response&, sessions::Request&)>;
+
+httplib::Server::Handler with_sessions(Handler handler) {
+  return [handler](const httplib::Request& req, httplib::Response& res) {
+    std::string cookies;
+    for (auto [it, end] = req.headers.equal_range("Cookie"); it != end; ++it)
+      cookies += (cookies.empty() ? "" : "; ") + it->second;
+    try {
+      sessions::Request session_request(cookies);
+      handler(req, res, session_request);
+      try {
+        session_request.finish();
+      } catch (const sessions::Error& e) {
+        std::fprintf(stderr, "%s %s: session not saved: %s\n", req.method.c_str(),
+                     req.path.c_str(), e.what());
+        reply(res, e.code() == SESS_E_STORE_UNAVAILABLE ? 503 : 500,
+              {{"error", "session not saved"}});
+      }
+      for (const auto& value : session_request.set_cookies()) res.set_header("Set-Cookie", value);
+    } catch (const sessions::Error& e) {
+      std::fprintf(stderr, "%s %s: %s\n", req.method.c_str(), req.path.c_str(), e.what());
+      int status = e.code() == SESS_E_STORE_UNAVAILABLE ? 503
+                   : e.code() == SESS_E_HEADER_TOO_LARGE ? 431
+                                                         : 500;
+      reply(res, status, {{"error", e.what()}});
+    }
+  };
+}
+
+// A session for the handler; logs why a cookie was not accepted.
+sessions::Session open_session(sessions::Request& r, const sessions::Store& store,
+                               const std::string& name) {
+  sessions::Session s = r.session(store, name);
+  if (s.status() != SESS_STATUS_VALID && s.status() != SESS_STATUS_NEW)
+    std::fprintf(stderr, "session %s: cookie refused (%s); starting a new session\n", name.c_str(),
+                 s.status_name().c_str());
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options = parse_args(argc, argv);
+  std::optional<sessions::Store> opened;
+  try {
+    opened.emplace(sessions::Store::open(options.store, make_config()));
+  } catch (const sessions::Error& e) {
+    std::fprintf(stderr, "cannot open store %s: %s\n", options.store.c_str(), e.what());
+    return 1;
+  }
+  const sessions::Store& store = *opened;
+  Users users;
+  httplib::Server server;
+
+  server.Get("/login", with_sessions([&](const auto& req, auto& res, auto& r) {
+    std::string user = req.get_param_value("user");
+    if (user.empty()) return reply(res, 400, {{"error", "missing ?user="}});
+    auto s = open_session(r, store, "mysession");
+    s.regenerate_id();  // a new ID at every privilege change
+    int64_t id = users.id_for(user);
+    s.set_int("user_id", id);
+    s.set_str("username", user);
+    reply(res, 200, {{"user_id", id}, {"username", user}});
+  }));
+
+  server.Get("/profile", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    auto id = s.get_int("user_id");
+    if (!id) return reply(res, 401, {{"error", "Unauthorized"}});
+    reply(res, 200, {{"user_id", *id}, {"username", s.get_str("username").value_or("")}});
+  }));
+
+  server.Get("/logout", with_sessions([&](const auto&, auto& res, auto& r) {
+    open_session(r, store, "mysession").destroy();
+    reply(res, 200, {{"logged_out", true}});
+  }));
+
+  server.Get("/incr", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    auto count = s.get_int("count");
+    int64_t next = count ? *count + 1 : 0;
+    s.set_int("count", next);
+    reply(res, 200, {{"count", next}});
+  }));
+
+  server.Get("/hello", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    if (s.get_str("hello") != "world") s.set_str("hello", "world");
+    reply(res, 200, {{"hello", *s.get_str("hello")}});
+  }));
+
+  server.Get("/multi", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto a = open_session(r, store, "a");
+    auto b = open_session(r, store, "b");
+    if (a.get_str("hello") != "world!") a.set_str("hello", "world!");
+    if (b.get_str("hello") != "world?") b.set_str("hello", "world?");
+    reply(res, 200, {{"a", *a.get_str("hello")}, {"b", *b.get_str("hello")}});
+  }));
+
+  server.Post("/flash", with_sessions([&](const auto& req, auto& res, auto& r) {
+    std::string msg = req.get_param_value("msg");
+    if (msg.empty()) return reply(res, 400, {{"error", "missing ?msg="}});
+    open_session(r, store, "mysession").add_flash(msg);
+    reply(res, 200, {{"added", msg}});
+  }));
+
+  server.Get("/flash", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    reply(res, 200, {{"flashes", json::parse(s.flashes_json())}});
+  }));
+
+  if (!server.bind_to_port(options.host.c_str(), options.port)) {
+    std::fprintf(stderr, "cannot listen on %s:%d\n", options.host.c_str(), options.port);
+    return 1;
+  }
+  std::printf("libsessions %s demo listening on http://%s:%d (store %s)\n", sess_version_string(),
+              options.host.c_str(), options.port, options.store.c_str());
+  std::fflush(stdout);
+  server.listen_after_bind();
+  return 0;
+}

@@ -1,0 +1,237 @@
+/*
+ * libsessions: HTTP sessions for C, C++ and anything that speaks the C ABI.
+ *
+ * Conventions (they hold for every function below):
+ *
+ *  1. Handles are opaque pointers. A store (sess_store) is opened once and is
+ *     thread-safe. A config (sess_config), a request (sess_request) and the
+ *     sessions it hands out (sess_session) belong to one thread at a time.
+ *  2. Functions that can fail return an int: SESS_OK (0) on success, else one
+ *     of the SESS_E_* codes. Codes are small stable integers; new ones may be
+ *     added, existing ones never change meaning. SESS_NOT_FOUND (a key that is
+ *     absent) is a result, not an error.
+ *  3. sess_strerror(code) gives static text for a code. sess_last_error() gives
+ *     the detail of the most recent failure on the calling thread; the string
+ *     is owned by the library and valid until the next failure on that thread.
+ *  4. Inputs are copied: the library keeps no pointer you pass in. Binary
+ *     inputs are (pointer, length); names and option strings are NUL-terminated
+ *     UTF-8.
+ *  5. Outputs: a returned `char *` belongs to the caller and is released with
+ *     sess_free(). A returned `const char *` is borrowed: it stays valid until
+ *     the next call that modifies the handle it came from, or until that handle
+ *     is freed, whichever comes first. Borrowed strings are NUL-terminated and
+ *     their length is also returned where the content may hold NUL bytes.
+ *  6. Every *_free / *_close function accepts NULL and then does nothing.
+ *  7. No C++ exception ever crosses this interface. Memory exhaustion is
+ *     reported as SESS_E_NO_MEMORY.
+ *  8. Check at run time that the library is the one you compiled against:
+ *     sess_version_number() / SESS_VERSION_MAJOR must agree on the major.
+ *
+ * The request cycle:
+ *
+ *     sess_store_open("memory:", config, &store);             // once
+ *     sess_request_begin(cookie_header, cookie_len, &req);    // per request
+ *     sess_request_session(req, store, "mysession", &s);      // by cookie name
+ *     sess_get_int(s, "user_id", &uid);
+ *     sess_set_str(s, "username", "ann", 3);
+ *     sess_request_finish(req);                               // saves changes
+ *     for (i = 0; i < sess_request_set_cookie_count(req); i++)
+ *         emit("Set-Cookie", sess_request_set_cookie(req, i, &len));
+ *     sess_request_free(req);
+ */
+#ifndef SESSIONS_H
+#define SESSIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SESS_VERSION_MAJOR 0
+#define SESS_VERSION_MINOR 1
+#define SESS_VERSION_RELEASE 0
+#define SESS_VERSION_NUMBER \
+  (SESS_VERSION_MAJOR * 10000 + SESS_VERSION_MINOR * 100 + SESS_VERSION_RELEASE)
+#define SESS_VERSION_STRING "0.1.0"
+
+#if defined(_WIN32)
+#define SESS_API
+#elif defined(__GNUC__)
+#define SESS_API __attribute__((visibility("default")))
+#else
+#define SESS_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Result codes (convention 2) ------------------------------------- */
+enum {
+  SESS_OK = 0,
+  SESS_NOT_FOUND = 1,            /* the key is absent (a result, not an error) */
+  SESS_E_INVALID_ARGUMENT = 2,   /* NULL handle, bad key, invalid UTF-8, ... */
+  SESS_E_TYPE_MISMATCH = 3,      /* the value exists with another type */
+  SESS_E_NO_MEMORY = 4,
+  SESS_E_BAD_URI = 5,            /* store URI unparsable or unknown scheme */
+  SESS_E_BAD_OPTION = 6,         /* unknown option, bad value, unsafe attribute */
+  SESS_E_BAD_SECRET = 7,         /* no secret, shorter than 32 bytes, duplicate */
+  SESS_E_UNSUPPORTED = 8,        /* known store scheme not built into this library */
+  SESS_E_STORE_UNAVAILABLE = 9,  /* the store could not be reached: nothing was saved */
+  SESS_E_COOKIE_TOO_LARGE = 10,  /* Set-Cookie would exceed 4096 bytes: nothing was saved */
+  SESS_E_VALUE_TOO_LARGE = 11,   /* the session exceeds the store's max_data_bytes */
+  SESS_E_BAD_JSON = 12,          /* JSON text that does not parse or nests too deep */
+  SESS_E_HEADER_TOO_LARGE = 13,  /* Cookie: header over SESS_MAX_COOKIE_HEADER bytes */
+  SESS_E_STATE = 14,             /* call out of order (e.g. after sess_request_finish) */
+  SESS_E_INTERNAL = 15           /* a bug: please report it */
+};
+
+/* Why a session is what it is after loading (sess_session_status). Every
+ * status but VALID means the session is new and empty. */
+enum {
+  SESS_STATUS_NEW = 0,         /* the request carried no such cookie */
+  SESS_STATUS_VALID = 1,       /* the cookie decoded and the session was loaded */
+  SESS_STATUS_EXPIRED = 2,     /* max age, idle timeout or absolute timeout passed */
+  SESS_STATUS_TAMPERED = 3,    /* authentication failed: modified or forged */
+  SESS_STATUS_UNKNOWN_KEY = 4, /* sealed with a secret this store no longer has */
+  SESS_STATUS_MALFORMED = 5,   /* not a cookie this library wrote */
+  SESS_STATUS_UNKNOWN_ID = 6   /* authentic ID with no record in the store */
+};
+
+/* Value types (sess_get_type). The MessagePack data model. */
+enum {
+  SESS_TYPE_NIL = 0,
+  SESS_TYPE_BOOL = 1,
+  SESS_TYPE_INT = 2,
+  SESS_TYPE_DOUBLE = 3,
+  SESS_TYPE_STRING = 4,
+  SESS_TYPE_BYTES = 5,
+  SESS_TYPE_ARRAY = 6,
+  SESS_TYPE_MAP = 7
+};
+
+/* Limits that are part of the contract. */
+#define SESS_MAX_COOKIE_HEADER 65536 /* longer Cookie: headers are refused */
+#define SESS_MAX_SET_COOKIE 4096     /* longest Set-Cookie value emitted */
+#define SESS_MIN_SECRET 32           /* shortest secret accepted, in bytes */
+
+typedef struct sess_config sess_config;
+typedef struct sess_store sess_store;
+typedef struct sess_request sess_request;
+typedef struct sess_session sess_session;
+
+/* ---- Library ---------------------------------------------------------- */
+SESS_API unsigned sess_version_number(void);     /* SESS_VERSION_NUMBER of the library */
+SESS_API const char *sess_version_string(void);  /* static */
+SESS_API const char *sess_strerror(int code);    /* static; "unknown error" for others */
+SESS_API const char *sess_last_error(void);      /* thread-local; "" if none yet */
+SESS_API const char *sess_status_name(int status); /* "valid", "expired", ...; static */
+SESS_API void sess_free(void *ptr);              /* frees any `char *` we returned */
+
+/* ---- Configuration (a builder; read once by sess_store_open) ---------- */
+SESS_API int sess_config_new(sess_config **out);
+SESS_API void sess_config_free(sess_config *config);
+/* Adds a secret (>= 32 bytes, binary allowed). The first one added seals new
+ * cookies; every one added opens them, so rotating is: add the new secret
+ * first, keep the old ones after it until their cookies have expired. */
+SESS_API int sess_config_add_secret(sess_config *config, const void *secret, size_t len);
+/* Sets a named option (see docs/api.md#options): cookie attributes (path,
+ * domain, max_age, secure, http_only, same_site, partitioned), lifetimes
+ * (idle_timeout, absolute_timeout), codec ("aes-gcm" or "hmac-sha256") and the
+ * store's own options (max_sessions, shards, max_data_bytes). Values are
+ * validated here or, for store options, at sess_store_open. */
+SESS_API int sess_config_set(sess_config *config, const char *name, const char *value);
+
+/* ---- Stores ----------------------------------------------------------- */
+/* Opens a store by URI ("cookie:", "memory:?max_sessions=100000", ...). Query
+ * parameters are options, as with sess_config_set; options set on the config
+ * override them. `config` may be freed right after. The store is thread-safe;
+ * open it after fork(), never before. */
+SESS_API int sess_store_open(const char *uri, const sess_config *config, sess_store **out);
+/* Releases the caller's reference; requests still using the store keep it
+ * alive until they are freed. */
+SESS_API void sess_store_close(sess_store *store);
+
+/* ---- Requests --------------------------------------------------------- */
+/* Parses a raw Cookie: header value (may be NULL with len 0). The header is
+ * copied. Fails with SESS_E_HEADER_TOO_LARGE over SESS_MAX_COOKIE_HEADER. */
+SESS_API int sess_request_begin(const char *cookie_header, size_t len, sess_request **out);
+/* Loads (once per name) the session stored under cookie `name` in `store`.
+ * The session belongs to the request and lives until sess_request_free. A
+ * cookie that does not decode gives a new empty session with a status that
+ * says why; an unreachable store is SESS_E_STORE_UNAVAILABLE and no session. */
+SESS_API int sess_request_session(sess_request *req, sess_store *store, const char *name,
+                                  sess_session **out);
+/* Saves every session that changed (or must be refreshed), deletes destroyed
+ * ones, and prepares the Set-Cookie values. On an error the other sessions are
+ * still saved; the failed one emits no Set-Cookie, so the browser keeps its
+ * old cookie. Later calls on the request's sessions return SESS_E_STATE. */
+SESS_API int sess_request_finish(sess_request *req);
+SESS_API size_t sess_request_set_cookie_count(const sess_request *req);
+/* The value of the i-th Set-Cookie header (without "Set-Cookie: "); borrowed
+ * until sess_request_free. NULL if i is out of range. */
+SESS_API const char *sess_request_set_cookie(const sess_request *req, size_t i, size_t *len);
+SESS_API void sess_request_free(sess_request *req);
+
+/* ---- Session metadata ------------------------------------------------- */
+SESS_API const char *sess_session_name(const sess_session *s);   /* borrowed */
+/* The session ID as 43 base64url characters; "" for the cookie store and for
+ * a new session before sess_request_finish. Borrowed. */
+SESS_API const char *sess_session_id(const sess_session *s);
+SESS_API int sess_session_status(const sess_session *s);          /* SESS_STATUS_* */
+SESS_API int sess_session_is_new(const sess_session *s);          /* 1 or 0 */
+SESS_API int sess_session_is_modified(const sess_session *s);     /* 1 or 0 */
+SESS_API int64_t sess_session_created(const sess_session *s);     /* Unix seconds */
+SESS_API int64_t sess_session_last_seen(const sess_session *s);   /* Unix seconds, previous visit */
+/* New ID, same data; the old record is deleted at sess_request_finish. Use it
+ * at login and at any privilege change. */
+SESS_API int sess_session_regenerate_id(sess_session *s);
+/* Empties the session, deletes its record and expires the cookie at finish. */
+SESS_API int sess_session_destroy(sess_session *s);
+/* Overrides one cookie option for this session (path, domain, max_age,
+ * secure, http_only, same_site, partitioned). max_age is remembered by the
+ * session (e.g. "remember me"); a negative max_age destroys the session. */
+SESS_API int sess_session_set_option(sess_session *s, const char *name, const char *value);
+
+/* ---- Values ----------------------------------------------------------- */
+/* Keys are NUL-terminated UTF-8, 1 to 255 bytes. Getters return
+ * SESS_NOT_FOUND when the key is absent and SESS_E_TYPE_MISMATCH when it holds
+ * another type; they never convert. Borrowed outputs (convention 5) stay valid
+ * until the next modifying call on the session. */
+SESS_API int sess_get_type(const sess_session *s, const char *key, int *type);
+SESS_API int sess_get_bool(const sess_session *s, const char *key, int *out);
+SESS_API int sess_get_int(const sess_session *s, const char *key, int64_t *out);
+SESS_API int sess_get_double(const sess_session *s, const char *key, double *out);
+SESS_API int sess_get_str(const sess_session *s, const char *key, const char **out, size_t *len);
+SESS_API int sess_get_bytes(const sess_session *s, const char *key, const void **out,
+                            size_t *len);
+/* Any value as JSON text (bytes become base64 strings); caller frees. */
+SESS_API int sess_get_json(const sess_session *s, const char *key, char **out, size_t *len);
+
+SESS_API int sess_set_nil(sess_session *s, const char *key);
+SESS_API int sess_set_bool(sess_session *s, const char *key, int value);
+SESS_API int sess_set_int(sess_session *s, const char *key, int64_t value);
+SESS_API int sess_set_double(sess_session *s, const char *key, double value); /* finite */
+SESS_API int sess_set_str(sess_session *s, const char *key, const char *value, size_t len);
+SESS_API int sess_set_bytes(sess_session *s, const char *key, const void *value, size_t len);
+/* Parses JSON text (objects become maps, arrays arrays, ...), nesting <= 24. */
+SESS_API int sess_set_json(sess_session *s, const char *key, const char *json, size_t len);
+
+SESS_API int sess_delete(sess_session *s, const char *key); /* SESS_OK even if absent */
+SESS_API int sess_clear(sess_session *s);                   /* removes all values */
+SESS_API size_t sess_count(const sess_session *s);
+/* The i-th key in byte order; borrowed. SESS_NOT_FOUND if i >= sess_count. */
+SESS_API int sess_key_at(const sess_session *s, size_t i, const char **key, size_t *len);
+
+/* ---- Flashes (gorilla semantics): kept until read once --------------- */
+/* `kind` NULL means "_flash". */
+SESS_API int sess_add_flash_str(sess_session *s, const char *kind, const char *value,
+                                size_t len);
+SESS_API int sess_add_flash_json(sess_session *s, const char *kind, const char *json,
+                                 size_t len);
+/* Returns the flashes of `kind` as a JSON array ("[]" when none) and removes
+ * them; caller frees. */
+SESS_API int sess_flashes_json(sess_session *s, const char *kind, char **out, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SESSIONS_H */

@@ -1,0 +1,258 @@
+#include "codec.h"
+
+#include <atomic>
+#include <cstring>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+
+#include "base64url.h"
+#include "error.h"
+#include "random.h"
+
+namespace sessions {
+namespace {
+
+constexpr unsigned char kVersionAesGcm = 1;
+constexpr unsigned char kVersionHmac = 2;
+constexpr size_t kHeaderSize = 5;  // version + key id
+constexpr size_t kNonceSize = 12;
+constexpr size_t kGcmTagSize = 16;
+constexpr size_t kHmacTagSize = 32;
+constexpr size_t kTimesSize = 12;  // sealed-at (8) + max age (4), big-endian
+
+std::atomic<uint64_t> next_key_uid{1};
+
+void put_be(unsigned char* p, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8) p[i] = static_cast<unsigned char>(v);
+}
+uint64_t get_be(const unsigned char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = v << 8 | p[i];
+  return v;
+}
+
+void hkdf_sha256(std::string_view secret, const char* info, unsigned char* out, size_t out_len) {
+  static const char kSalt[] = "libsessions/v1";
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<char*>(secret.data()),
+                                        secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(kSalt),
+                                        sizeof(kSalt) - 1),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info),
+                                        std::strlen(info)),
+      OSSL_PARAM_construct_end()};
+  bool ok = ctx && EVP_KDF_derive(ctx, out, out_len, params) == 1;
+  EVP_KDF_CTX_free(ctx);
+  EVP_KDF_free(kdf);
+  if (!ok) fail(Errc::internal, "HKDF-SHA256 failed");
+}
+
+// AES key schedules are set up once per thread and key, then each seal or
+// open only sets a new nonce: re-keying a context costs as much as sealing a
+// whole cookie.
+class CipherCache {
+ public:
+  ~CipherCache() {
+    for (auto& slot : slots_) {
+      EVP_CIPHER_CTX_free(slot.seal);
+      EVP_CIPHER_CTX_free(slot.open);
+    }
+  }
+  EVP_CIPHER_CTX* seal(const CodecKey& key) { return slot_for(key).seal; }
+  EVP_CIPHER_CTX* open(const CodecKey& key) { return slot_for(key).open; }
+
+ private:
+  struct Slot {
+    uint64_t uid = 0;
+    EVP_CIPHER_CTX* seal = nullptr;
+    EVP_CIPHER_CTX* open = nullptr;
+  };
+
+  Slot& slot_for(const CodecKey& key) {
+    for (auto& slot : slots_)
+      if (slot.uid == key.uid) return slot;
+    Slot& slot = slots_[next_victim_++ % kSlots];
+    slot.uid = 0;
+    if (!slot.seal) slot.seal = EVP_CIPHER_CTX_new();
+    if (!slot.open) slot.open = EVP_CIPHER_CTX_new();
+    if (!slot.seal || !slot.open ||
+        EVP_EncryptInit_ex(slot.seal, EVP_aes_256_gcm(), nullptr, key.cipher_key, nullptr) != 1 ||
+        EVP_DecryptInit_ex(slot.open, EVP_aes_256_gcm(), nullptr, key.cipher_key, nullptr) != 1)
+      fail(Errc::internal, "AES-256-GCM initialisation failed");
+    slot.uid = key.uid;
+    return slot;
+  }
+
+  static constexpr unsigned kSlots = 8;
+  Slot slots_[kSlots];
+  unsigned next_victim_ = 0;
+};
+
+thread_local CipherCache cipher_cache;
+
+void hmac_tag(const CodecKey& key, std::string_view name, const unsigned char* data, size_t len,
+              unsigned char* tag) {
+  // The name is length-prefixed so (payload, name) pairs cannot be re-split.
+  unsigned char name_len[4];
+  put_be(name_len, name.size(), 4);
+  unsigned int out_len = 0;
+  static thread_local std::string scratch;
+  scratch.assign(reinterpret_cast<const char*>(name_len), 4);
+  scratch.append(name);
+  scratch.append(reinterpret_cast<const char*>(data), len);
+  if (!HMAC(EVP_sha256(), key.mac_key, sizeof(key.mac_key),
+            reinterpret_cast<const unsigned char*>(scratch.data()), scratch.size(), tag, &out_len))
+    fail(Errc::internal, "HMAC-SHA256 failed");
+}
+
+}  // namespace
+
+Codec::Codec(CodecMode mode, const std::vector<std::string>& secrets) : mode_(mode) {
+  if (secrets.empty()) fail(Errc::bad_secret, "no secret configured: add one of at least 32 bytes");
+  for (size_t i = 0; i < secrets.size(); ++i) {
+    if (secrets[i].size() < SESS_MIN_SECRET)
+      fail(Errc::bad_secret, "secret " + std::to_string(i + 1) + " is " +
+                                 std::to_string(secrets[i].size()) +
+                                 " bytes; at least 32 are required");
+    for (size_t j = 0; j < i; ++j)
+      if (secrets[j] == secrets[i])
+        fail(Errc::bad_secret, "secret " + std::to_string(i + 1) + " repeats secret " +
+                                   std::to_string(j + 1));
+    CodecKey key{};
+    unsigned char id[4];
+    hkdf_sha256(secrets[i], "key id", id, sizeof(id));
+    key.id = uint32_t(get_be(id, 4));
+    if (find_key(key.id))
+      fail(Errc::bad_secret, "two secrets share a key id; replace one of them");
+    key.uid = next_key_uid.fetch_add(1);
+    hkdf_sha256(secrets[i], "aes-256-gcm", key.cipher_key, sizeof(key.cipher_key));
+    hkdf_sha256(secrets[i], "hmac-sha256", key.mac_key, sizeof(key.mac_key));
+    keys_.push_back(key);
+  }
+}
+
+Codec::~Codec() {
+  for (auto& key : keys_) OPENSSL_cleanse(&key, sizeof(key));
+}
+
+const CodecKey* Codec::find_key(uint32_t id) const {
+  for (const auto& key : keys_)
+    if (key.id == id) return &key;
+  return nullptr;
+}
+
+void Codec::encode(std::string_view name, std::string_view payload, int64_t now, int64_t max_age,
+                   std::string* out) const {
+  const CodecKey& key = keys_.front();
+  const bool aead = mode_ == CodecMode::aes_gcm;
+  const size_t body = kTimesSize + payload.size();
+  const size_t total = kHeaderSize + (aead ? kNonceSize + body + kGcmTagSize : body + kHmacTagSize);
+
+  // Small cookies are sealed on the stack; big ones in a heap buffer.
+  unsigned char stack_buf[1024];
+  std::string heap_buf;
+  unsigned char* raw = stack_buf;
+  if (total > sizeof(stack_buf)) {
+    heap_buf.resize(total);
+    raw = reinterpret_cast<unsigned char*>(heap_buf.data());
+  }
+
+  raw[0] = aead ? kVersionAesGcm : kVersionHmac;
+  put_be(raw + 1, key.id, 4);
+  if (aead) {
+    unsigned char* nonce = raw + kHeaderSize;
+    random_bytes(nonce, kNonceSize);
+    unsigned char times[kTimesSize];
+    put_be(times, uint64_t(now), 8);
+    put_be(times + 8, uint64_t(max_age > 0 ? std::min<int64_t>(max_age, UINT32_MAX) : 0), 4);
+
+    EVP_CIPHER_CTX* ctx = cipher_cache.seal(key);
+    unsigned char* ct = nonce + kNonceSize;
+    int n = 0;
+    bool ok = EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
+              EVP_EncryptUpdate(ctx, nullptr, &n, raw, kHeaderSize) == 1 &&
+              EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(name.data()),
+                                int(name.size())) == 1 &&
+              EVP_EncryptUpdate(ctx, ct, &n, times, kTimesSize) == 1 &&
+              EVP_EncryptUpdate(ctx, ct + kTimesSize, &n,
+                                reinterpret_cast<const unsigned char*>(payload.data()),
+                                int(payload.size())) == 1 &&
+              EVP_EncryptFinal_ex(ctx, ct + body, &n) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kGcmTagSize, ct + body) == 1;
+    if (!ok) fail(Errc::internal, "AES-256-GCM seal failed");
+  } else {
+    unsigned char* p = raw + kHeaderSize;
+    put_be(p, uint64_t(now), 8);
+    put_be(p + 8, uint64_t(max_age > 0 ? std::min<int64_t>(max_age, UINT32_MAX) : 0), 4);
+    if (!payload.empty()) std::memcpy(p + kTimesSize, payload.data(), payload.size());
+    hmac_tag(key, name, raw, kHeaderSize + body, raw + kHeaderSize + body);
+  }
+  base64url_encode(std::string_view(reinterpret_cast<const char*>(raw), total), out);
+}
+
+int Codec::decode(std::string_view name, std::string_view value, int64_t now, std::string* payload,
+                  int64_t* sealed_at) const {
+  thread_local std::string raw_buf;
+  if (!base64url_decode(value, &raw_buf)) return SESS_STATUS_MALFORMED;
+  const auto* raw = reinterpret_cast<const unsigned char*>(raw_buf.data());
+  const size_t size = raw_buf.size();
+  if (size < kHeaderSize) return SESS_STATUS_MALFORMED;
+
+  const unsigned char version = raw[0];
+  const bool aead = version == kVersionAesGcm;
+  if (version != (mode_ == CodecMode::aes_gcm ? kVersionAesGcm : kVersionHmac))
+    return SESS_STATUS_MALFORMED;
+  const size_t overhead = kHeaderSize + kTimesSize + (aead ? kNonceSize + kGcmTagSize : kHmacTagSize);
+  if (size < overhead) return SESS_STATUS_MALFORMED;
+  const CodecKey* key = find_key(uint32_t(get_be(raw + 1, 4)));
+  if (!key) return SESS_STATUS_UNKNOWN_KEY;
+
+  const size_t body = size - overhead + kTimesSize;
+  const unsigned char* times;
+  if (aead) {
+    const unsigned char* nonce = raw + kHeaderSize;
+    const unsigned char* ct = nonce + kNonceSize;
+    payload->resize(body);
+    auto* pt = reinterpret_cast<unsigned char*>(payload->data());
+    EVP_CIPHER_CTX* ctx = cipher_cache.open(*key);
+    int n = 0;
+    bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
+              EVP_DecryptUpdate(ctx, nullptr, &n, raw, kHeaderSize) == 1 &&
+              EVP_DecryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(name.data()),
+                                int(name.size())) == 1 &&
+              EVP_DecryptUpdate(ctx, pt, &n, ct, int(body)) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kGcmTagSize,
+                                  const_cast<unsigned char*>(ct + body)) == 1 &&
+              EVP_DecryptFinal_ex(ctx, pt + body, &n) == 1;  // constant-time tag check
+    if (!ok) {
+      payload->clear();
+      return SESS_STATUS_TAMPERED;
+    }
+    times = pt;
+  } else {
+    unsigned char tag[kHmacTagSize];
+    hmac_tag(*key, name, raw, kHeaderSize + body, tag);
+    if (CRYPTO_memcmp(tag, raw + kHeaderSize + body, kHmacTagSize) != 0) return SESS_STATUS_TAMPERED;
+    payload->assign(reinterpret_cast<const char*>(raw + kHeaderSize), body);
+    times = reinterpret_cast<const unsigned char*>(payload->data());
+  }
+
+  const auto at = int64_t(get_be(times, 8));
+  const auto max_age = int64_t(get_be(times + 8, 4));
+  if (max_age > 0 && at < now - max_age) {
+    payload->clear();
+    return SESS_STATUS_EXPIRED;
+  }
+  if (sealed_at) *sealed_at = at;
+  payload->erase(0, kTimesSize);
+  return SESS_STATUS_VALID;
+}
+
+}  // namespace sessions

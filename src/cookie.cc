@@ -1,0 +1,164 @@
+#include "cookie.h"
+
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+
+#include "error.h"
+#include "options.h"
+#include "sessions.h"
+
+namespace sessions {
+namespace {
+
+bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+bool is_token_char(unsigned char c) {
+  if (is_ctl(c) || c >= 0x80) return false;
+  static constexpr std::string_view kSeparators = "()<>@,;:\\\"/[]?={} \t";
+  return kSeparators.find(char(c)) == std::string_view::npos;
+}
+
+// Path is any CHAR except CTLs or ';' (RFC 6265 section 4.1.1).
+void validate_path(std::string_view path) {
+  if (path.empty() || path.front() != '/')
+    fail(Errc::bad_option, "option path: must start with '/'");
+  for (unsigned char c : path)
+    if (is_ctl(c) || c >= 0x80 || c == ';')
+      fail(Errc::bad_option, "option path: control characters, non-ASCII and ';' are not allowed");
+}
+
+void validate_domain(std::string_view domain) {
+  for (unsigned char c : domain)
+    if (!(std::isalnum(c) || c == '-' || c == '.'))
+      fail(Errc::bad_option, "option domain: only letters, digits, '-' and '.' are allowed");
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// IMF-fixdate (RFC 7231), e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Formatting
+// costs more than the rest of a Set-Cookie line, so the last one is kept.
+void append_http_date(int64_t t, std::string* out) {
+  thread_local int64_t cached_time = -1;
+  thread_local char cached[32];
+  if (t != cached_time) {
+    static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t tt = time_t(t);
+    struct tm tm {};
+    gmtime_r(&tt, &tm);
+    std::snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday],
+                  tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                  tm.tm_sec);
+    cached_time = t;
+  }
+  out->append(cached);
+}
+
+}  // namespace
+
+bool CookieOptions::set(std::string_view name, std::string_view value) {
+  if (name == "path") {
+    validate_path(value);
+    path = value;
+  } else if (name == "domain") {
+    validate_domain(value);
+    domain = value;
+  } else if (name == "max_age") {
+    max_age = parse_duration(name, value);
+  } else if (name == "secure") {
+    secure = parse_bool(name, value);
+  } else if (name == "http_only") {
+    http_only = parse_bool(name, value);
+  } else if (name == "partitioned") {
+    partitioned = parse_bool(name, value);
+  } else if (name == "same_site") {
+    if (value == "lax" || value == "Lax") same_site = SameSite::lax;
+    else if (value == "strict" || value == "Strict") same_site = SameSite::strict;
+    else if (value == "none" || value == "None") same_site = SameSite::none;
+    else if (value == "" || value == "unset") same_site = SameSite::unset;
+    else fail(Errc::bad_option, "option same_site: '" + std::string(value) +
+                                    "' is not lax, strict, none or unset");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void CookieOptions::validate() const {
+  if (same_site == SameSite::none && !secure)
+    fail(Errc::bad_option, "same_site=none requires secure=true (browsers drop such cookies)");
+  if (partitioned && !secure)
+    fail(Errc::bad_option, "partitioned=true requires secure=true (browsers drop such cookies)");
+}
+
+void validate_cookie_name(std::string_view name) {
+  if (name.empty() || name.size() > 256)
+    fail(Errc::bad_option, "cookie name must be 1 to 256 characters");
+  for (unsigned char c : name)
+    if (!is_token_char(c))
+      fail(Errc::bad_option, "cookie name '" + std::string(name) +
+                                 "' may hold only RFC 6265 token characters");
+}
+
+void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& o,
+                      int64_t now, std::string* out) {
+  const bool remove = o.max_age < 0;
+  out->append(name).append("=");
+  if (!remove) out->append(value);
+  out->append("; Path=").append(o.path);
+  if (!o.domain.empty()) out->append("; Domain=").append(o.domain);
+  if (remove) {
+    out->append("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+  } else if (o.max_age > 0) {
+    out->append("; Max-Age=").append(std::to_string(o.max_age)).append("; Expires=");
+    append_http_date(now + o.max_age, out);
+  }
+  if (o.secure) out->append("; Secure");
+  if (o.http_only) out->append("; HttpOnly");
+  switch (o.same_site) {
+    case SameSite::lax: out->append("; SameSite=Lax"); break;
+    case SameSite::strict: out->append("; SameSite=Strict"); break;
+    case SameSite::none: out->append("; SameSite=None"); break;
+    case SameSite::unset: break;
+  }
+  if (o.partitioned) out->append("; Partitioned");
+}
+
+CookieJar::CookieJar(std::string_view header) {
+  if (header.size() > SESS_MAX_COOKIE_HEADER)
+    fail(Errc::header_too_large, "Cookie header of " + std::to_string(header.size()) +
+                                     " bytes exceeds the limit of 65536");
+  header_.assign(header);
+  std::string_view rest = header_;
+  while (!rest.empty()) {
+    size_t semi = rest.find(';');
+    std::string_view item = rest.substr(0, semi);
+    rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos) continue;  // not name=value: ignored, as browsers do
+    std::string_view name = trim(item.substr(0, eq));
+    std::string_view value = trim(item.substr(eq + 1));
+    if (name.empty()) continue;
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    pairs_.emplace_back(name, value);
+  }
+}
+
+std::vector<std::string_view> CookieJar::find(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& [n, v] : pairs_) {
+    if (n != name) continue;
+    out.push_back(v);
+    if (out.size() == kMaxCandidates) break;
+  }
+  return out;
+}
+
+}  // namespace sessions

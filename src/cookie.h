@@ -1,0 +1,61 @@
+// RFC 6265 on both sides: reading a Cookie: header and writing Set-Cookie.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sessions {
+
+enum class SameSite { unset, lax, strict, none };
+
+struct CookieOptions {
+  std::string path = "/";
+  std::string domain;  // empty: host-only cookie
+  int64_t max_age = 30 * 86400;  // < 0 deletes, 0 makes a browser-session cookie
+  bool secure = false;
+  bool http_only = true;
+  SameSite same_site = SameSite::lax;
+  bool partitioned = false;
+
+  // Applies one named option. Returns false when `name` is not a cookie
+  // option; throws Errc::bad_option for a value that is invalid or could
+  // inject attributes or headers.
+  bool set(std::string_view name, std::string_view value);
+  // Throws Errc::bad_option for combinations browsers reject: SameSite=None or
+  // Partitioned without Secure.
+  void validate() const;
+};
+
+// Throws Errc::bad_option unless `name` is an RFC 6265 cookie-name token.
+void validate_cookie_name(std::string_view name);
+
+// Appends "name=value; Path=/; ..." (a Set-Cookie header value) to *out. A
+// negative max_age emits a deletion: empty value, Max-Age=0 and an Expires in
+// the past.
+void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& options,
+                      int64_t now, std::string* out);
+
+// The cookies of one Cookie: header, parsed once. Views point into the copy
+// the jar owns.
+class CookieJar {
+ public:
+  // Throws Errc::header_too_large over SESS_MAX_COOKIE_HEADER bytes.
+  explicit CookieJar(std::string_view header);
+  CookieJar(const CookieJar&) = delete;
+  CookieJar& operator=(const CookieJar&) = delete;
+
+  // The values sent under `name`, in header order, quotes removed; at most
+  // kMaxCandidates (a browser sends one per matching path and domain).
+  static constexpr size_t kMaxCandidates = 8;
+  std::vector<std::string_view> find(std::string_view name) const;
+  size_t size() const { return pairs_.size(); }
+
+ private:
+  std::string header_;
+  std::vector<std::pair<std::string_view, std::string_view>> pairs_;
+};
+
+}  // namespace sessions

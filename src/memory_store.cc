@@ -1,0 +1,133 @@
+#include "memory_store.h"
+
+#include <functional>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "error.h"
+
+namespace sessions {
+
+struct MemoryStore::Shard {
+  struct Entry {
+    std::string key;
+    std::string data;
+    int64_t expires_at;
+  };
+  // Most recently used at the front. List nodes never move, so the index can
+  // key on views into them.
+  std::list<Entry> lru;
+  std::unordered_map<std::string_view, std::list<Entry>::iterator> index;
+  int64_t next_sweep = 0;
+  mutable std::mutex mu;
+
+  void remove(std::list<Entry>::iterator it) {
+    index.erase(it->key);
+    lru.erase(it);
+  }
+
+  void sweep(int64_t now) {
+    for (auto it = lru.begin(); it != lru.end();) {
+      auto next = std::next(it);
+      if (it->expires_at <= now) remove(it);
+      it = next;
+    }
+    next_sweep = now + 1;
+  }
+
+  void put(std::string_view key, std::string_view data, int64_t now, int64_t ttl, size_t cap) {
+    if (now >= next_sweep) sweep(now);
+    auto found = index.find(key);
+    if (found != index.end()) {
+      auto it = found->second;
+      it->data.assign(data);
+      it->expires_at = now + ttl;
+      lru.splice(lru.begin(), lru, it);
+      return;
+    }
+    lru.push_front(Entry{std::string(key), std::string(data), now + ttl});
+    index.emplace(lru.front().key, lru.begin());
+    while (lru.size() > cap) remove(std::prev(lru.end()));
+  }
+};
+
+std::unique_ptr<MemoryStore> MemoryStore::open(const std::string& location, OptionList* options) {
+  if (!location.empty() && location != "//")
+    fail(Errc::bad_uri, "memory: takes no location, only options (memory:?max_sessions=N)");
+  size_t max_sessions = kDefaultMaxSessions, shards = kDefaultShards;
+  for (auto it = options->begin(); it != options->end();) {
+    if (it->first == "max_sessions") {
+      max_sessions = size_t(parse_int(it->first, it->second, 1, int64_t(1) << 40));
+    } else if (it->first == "shards") {
+      shards = size_t(parse_int(it->first, it->second, 1, 1024));
+    } else {
+      ++it;
+      continue;
+    }
+    it = options->erase(it);
+  }
+  return std::make_unique<MemoryStore>(max_sessions, std::min(shards, max_sessions));
+}
+
+MemoryStore::MemoryStore(size_t max_sessions, size_t shards)
+    : per_shard_cap_((max_sessions + shards - 1) / shards) {
+  for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+MemoryStore::~MemoryStore() = default;
+
+MemoryStore::Shard& MemoryStore::shard_for(std::string_view key) const {
+  return *shards_[std::hash<std::string_view>()(key) % shards_.size()];
+}
+
+bool MemoryStore::load(std::string_view key, int64_t now, std::string* data) {
+  Shard& shard = shard_for(key);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto found = shard.index.find(key);
+  if (found == shard.index.end()) return false;
+  auto it = found->second;
+  if (it->expires_at <= now) {
+    shard.remove(it);
+    return false;
+  }
+  shard.lru.splice(shard.lru.begin(), shard.lru, it);
+  data->assign(it->data);
+  return true;
+}
+
+void MemoryStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
+  Shard& shard = shard_for(key);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  shard.put(key, data, now, ttl, per_shard_cap_);
+}
+
+void MemoryStore::erase(std::string_view key) {
+  Shard& shard = shard_for(key);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto found = shard.index.find(key);
+  if (found != shard.index.end()) shard.remove(found->second);
+}
+
+void MemoryStore::move(std::string_view from, std::string_view to, std::string_view data,
+                       int64_t now, int64_t ttl) {
+  Shard& a = shard_for(from);
+  Shard& b = shard_for(to);
+  // Both locks at once: no reader sees the session under neither ID.
+  std::unique_lock<std::mutex> lock_a(a.mu, std::defer_lock), lock_b(b.mu, std::defer_lock);
+  if (&a == &b) lock_a.lock(); else std::lock(lock_a, lock_b);
+  b.put(to, data, now, ttl, per_shard_cap_);
+  auto found = a.index.find(from);
+  if (found != a.index.end()) a.remove(found->second);
+}
+
+size_t MemoryStore::size() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    n += shard->index.size();
+  }
+  return n;
+}
+
+}  // namespace sessions

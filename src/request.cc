@@ -1,0 +1,45 @@
+#include "request.h"
+
+namespace sessions {
+
+Session& Request::session(const std::shared_ptr<Store>& store, std::string_view name) {
+  if (finished_) fail(Errc::state, "the request has finished");
+  for (auto& s : sessions_) {
+    if (s->name() != name) continue;
+    if (s->store() != store)
+      fail(Errc::invalid_argument, "session '" + std::string(name) +
+                                       "' is already open in this request with another store");
+    return *s;
+  }
+  validate_cookie_name(name);
+  auto session = std::make_unique<Session>(store, std::string(name));
+  session->load(jar_.find(name));
+  sessions_.push_back(std::move(session));
+  return *sessions_.back();
+}
+
+Errc Request::finish(std::string* message) {
+  if (finished_) {
+    *message = "the request has already finished";
+    return Errc::state;
+  }
+  finished_ = true;
+  Errc first = Errc::ok;
+  std::string line;
+  for (auto& s : sessions_) {
+    try {
+      s->save(&line);
+      if (!line.empty()) set_cookies_.push_back(line);
+    } catch (const Error& e) {
+      if (first == Errc::ok) { first = e.code(); *message = e.what(); }
+    } catch (const std::bad_alloc&) {
+      if (first == Errc::ok) { first = Errc::no_memory; *message = "out of memory"; }
+    } catch (const std::exception& e) {
+      if (first == Errc::ok) { first = Errc::internal; *message = e.what(); }
+    }
+    s->finish();
+  }
+  return first;
+}
+
+}  // namespace sessions

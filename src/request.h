@@ -1,0 +1,40 @@
+// One HTTP request: its Cookie: header, the sessions it opened (gorilla's
+// Registry: several names, several stores) and the Set-Cookie values it
+// produces when it finishes. Belongs to one thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cookie.h"
+#include "error.h"
+#include "session.h"
+
+namespace sessions {
+
+class Request {
+ public:
+  explicit Request(std::string_view cookie_header) : jar_(cookie_header) {}
+
+  // The session stored under cookie `name`, loaded on first use. Throws
+  // Errc::bad_option for a name that is not a cookie token,
+  // Errc::invalid_argument for a name already used with another store,
+  // Errc::store_unavailable, or Errc::state after finish.
+  Session& session(const std::shared_ptr<Store>& store, std::string_view name);
+
+  // Saves every session; returns the first error (with its message in
+  // *message) while still saving the others.
+  Errc finish(std::string* message);
+  bool finished() const { return finished_; }
+  const std::vector<std::string>& set_cookies() const { return set_cookies_; }
+
+ private:
+  CookieJar jar_;
+  std::vector<std::unique_ptr<Session>> sessions_;
+  std::vector<std::string> set_cookies_;
+  bool finished_ = false;
+};
+
+}  // namespace sessions

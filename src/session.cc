@@ -1,0 +1,279 @@
+#include "session.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base64url.h"
+#include "error.h"
+#include "random.h"
+
+namespace sessions {
+namespace {
+
+// A server-side record whose cookie is a browser-session cookie (max_age 0)
+// and that has no idle or absolute timeout still needs an end.
+constexpr int64_t kUnboundedRecordTtl = 30 * 86400;
+
+void validate_key(std::string_view key) {
+  if (key.empty() || key.size() > 255)
+    fail(Errc::invalid_argument, "keys must be 1 to 255 bytes");
+  if (!is_valid_utf8(key)) fail(Errc::invalid_argument, "keys must be valid UTF-8");
+}
+
+void validate_strings(const Value& v, int depth = 0) {
+  if (depth > kMaxDepth) fail(Errc::invalid_argument, "value nests deeper than 24 levels");
+  if (auto* s = v.get_if<std::string>()) {
+    if (!is_valid_utf8(*s)) fail(Errc::invalid_argument, "strings must be valid UTF-8 (use bytes)");
+  } else if (auto* d = v.get_if<double>()) {
+    if (!std::isfinite(*d)) fail(Errc::invalid_argument, "doubles must be finite");
+  } else if (auto* a = v.get_if<Array>()) {
+    for (const auto& item : *a) validate_strings(item, depth + 1);
+  } else if (auto* m = v.get_if<Map>()) {
+    for (const auto& [key, item] : *m) {
+      if (!is_valid_utf8(key)) fail(Errc::invalid_argument, "map keys must be valid UTF-8");
+      validate_strings(item, depth + 1);
+    }
+  }
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<Store> store, std::string name)
+    : store_(std::move(store)), name_(std::move(name)) {}
+
+void Session::assign_id(std::string raw_id) {
+  id_ = std::move(raw_id);
+  id_text_.clear();
+  base64url_encode(id_, &id_text_);
+}
+
+int Session::open(std::string_view cookie_value, int64_t now) {
+  thread_local std::string payload, data;
+  const Store& store = *store_;
+  int status = store.codec().decode(name_, cookie_value, now, &payload);
+  if (status != SESS_STATUS_VALID) return status;
+  if (!store.backend()) {
+    if (!decode_record(payload, &record_)) return SESS_STATUS_MALFORMED;
+  } else {
+    if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
+    std::string key;
+    base64url_encode(payload, &key);
+    if (!store.backend()->load(key, now, &data)) return SESS_STATUS_UNKNOWN_ID;
+    // A record we cannot read is left alone: the new session gets a new ID.
+    if (!decode_record(data, &record_)) return SESS_STATUS_MALFORMED;
+    assign_id(payload);
+    loaded_key_ = std::move(key);
+  }
+  return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
+}
+
+void Session::load(const std::vector<std::string_view>& candidates) {
+  const int64_t now = store_->now();
+  int first_failure = SESS_STATUS_NEW;
+  for (std::string_view value : candidates) {
+    int status = open(value, now);
+    if (status == SESS_STATUS_VALID) {
+      status_ = status;
+      loaded_last_seen_ = record_.last_seen;
+      return;
+    }
+    if (first_failure == SESS_STATUS_NEW) first_failure = status;
+    record_ = SessionRecord();
+    id_.clear();
+    id_text_.clear();
+    loaded_key_.clear();
+  }
+  status_ = first_failure;
+  record_.created = record_.last_seen = loaded_last_seen_ = now;
+}
+
+bool Session::timed_out(int64_t now) const {
+  const Settings& s = store_->settings();
+  if (s.idle_timeout > 0 && now - record_.last_seen > s.idle_timeout) return true;
+  if (s.absolute_timeout > 0 && now - record_.created > s.absolute_timeout) return true;
+  return false;
+}
+
+// With an idle timeout, an active session is re-saved now and then (at most
+// every tenth of the timeout) so that its last_seen, and its record's expiry,
+// follow the visits.
+bool Session::touch_due(int64_t now) const {
+  const int64_t idle = store_->settings().idle_timeout;
+  return status_ == SESS_STATUS_VALID && idle > 0 &&
+         now - loaded_last_seen_ >= std::max<int64_t>(1, idle / 10);
+}
+
+CookieOptions Session::effective_options() const {
+  CookieOptions options = cookie_override_ ? *cookie_override_ : store_->settings().cookie;
+  if (record_.max_age) options.max_age = *record_.max_age;
+  return options;
+}
+
+// The record lives as long as the longest the session may still be used: the
+// cookie's max age, cut by the idle and absolute timeouts.
+int64_t Session::record_ttl(int64_t now, int64_t max_age) const {
+  const Settings& s = store_->settings();
+  int64_t ttl = max_age > 0 ? max_age : kUnboundedRecordTtl;
+  if (s.idle_timeout > 0) ttl = std::min(ttl, s.idle_timeout);
+  if (s.absolute_timeout > 0) ttl = std::min(ttl, record_.created + s.absolute_timeout - now);
+  return std::max<int64_t>(ttl, 1);
+}
+
+void Session::save(std::string* set_cookie) {
+  set_cookie->clear();
+  const int64_t now = store_->now();
+  Backend* backend = store_->backend();
+  CookieOptions options = effective_options();
+
+  if (destroyed_) {
+    if (backend && !loaded_key_.empty()) backend->erase(loaded_key_);
+    if (status_ != SESS_STATUS_NEW) {  // the browser holds a cookie to expire
+      options.max_age = -1;
+      build_set_cookie(name_, "", options, now, set_cookie);
+    }
+    return;
+  }
+  if (!modified_ && !regenerated_ && !touch_due(now)) return;
+
+  record_.last_seen = now;
+  thread_local std::string data, value;
+  encode_record(record_, &data);
+  value.clear();
+  if (backend) {
+    if (data.size() > store_->settings().max_data_bytes)
+      fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(data.size()) +
+                                      " bytes encoded; max_data_bytes is " +
+                                      std::to_string(store_->settings().max_data_bytes));
+    if (id_.empty()) {
+      std::string raw(kIdSize, '\0');
+      random_bytes(raw.data(), raw.size());
+      assign_id(std::move(raw));
+    }
+    store_->codec().encode(name_, id_, now, options.max_age, &value);
+  } else {
+    store_->codec().encode(name_, data, now, options.max_age, &value);
+  }
+  build_set_cookie(name_, value, options, now, set_cookie);
+  if (set_cookie->size() > SESS_MAX_SET_COOKIE) {
+    size_t size = set_cookie->size();
+    set_cookie->clear();
+    fail(Errc::cookie_too_large, "session '" + name_ + "' needs a Set-Cookie of " +
+                                     std::to_string(size) + " bytes; browsers keep at most 4096");
+  }
+  if (backend) {
+    try {
+      const int64_t ttl = record_ttl(now, options.max_age);
+      if (!loaded_key_.empty() && loaded_key_ != id_text_)
+        backend->move(loaded_key_, id_text_, data, now, ttl);
+      else
+        backend->save(id_text_, data, now, ttl);
+    } catch (...) {
+      set_cookie->clear();
+      throw;
+    }
+    loaded_key_ = id_text_;
+  }
+  regenerated_ = false;
+}
+
+void Session::check_writable() const {
+  if (finished_) fail(Errc::state, "the request has finished; the session can no longer change");
+}
+
+void Session::changed() {
+  modified_ = true;
+  keys_stale_ = true;
+}
+
+const Value* Session::get(std::string_view key) const {
+  auto it = record_.values.find(key);
+  return it == record_.values.end() ? nullptr : &it->second;
+}
+
+void Session::set(std::string_view key, Value value) {
+  check_writable();
+  validate_key(key);
+  validate_strings(value);
+  auto it = record_.values.find(key);
+  if (it != record_.values.end()) it->second = std::move(value);
+  else record_.values.emplace(std::string(key), std::move(value));
+  changed();
+}
+
+void Session::erase(std::string_view key) {
+  check_writable();
+  auto it = record_.values.find(key);
+  if (it == record_.values.end()) return;
+  record_.values.erase(it);
+  changed();
+}
+
+void Session::clear() {
+  check_writable();
+  if (record_.values.empty()) return;
+  record_.values.clear();
+  changed();
+}
+
+const std::vector<const std::string*>& Session::keys() const {
+  if (keys_stale_) {
+    keys_.clear();
+    for (const auto& [key, value] : record_.values) keys_.push_back(&key);
+    keys_stale_ = false;
+  }
+  return keys_;
+}
+
+void Session::add_flash(std::string_view kind, Value value) {
+  check_writable();
+  validate_key(kind);
+  validate_strings(value);
+  auto it = record_.flashes.find(kind);
+  if (it == record_.flashes.end()) it = record_.flashes.emplace(std::string(kind), Array()).first;
+  it->second.get_if<Array>()->push_back(std::move(value));
+  changed();
+}
+
+Array Session::take_flashes(std::string_view kind) {
+  check_writable();
+  auto it = record_.flashes.find(kind);
+  if (it == record_.flashes.end()) return Array();
+  Array out = std::move(*it->second.get_if<Array>());
+  record_.flashes.erase(it);
+  changed();
+  return out;
+}
+
+void Session::regenerate_id() {
+  check_writable();
+  if (store_->backend()) {
+    std::string raw(kIdSize, '\0');
+    random_bytes(raw.data(), raw.size());
+    assign_id(std::move(raw));
+  }
+  regenerated_ = true;
+}
+
+void Session::destroy() {
+  check_writable();
+  record_.values.clear();
+  record_.flashes.clear();
+  destroyed_ = true;
+  changed();
+}
+
+void Session::set_option(std::string_view name, std::string_view value) {
+  check_writable();
+  CookieOptions options = effective_options();
+  if (!options.set(name, value))
+    fail(Errc::bad_option, "'" + std::string(name) + "' is not a cookie option");
+  options.validate();
+  if (name == "max_age") {
+    if (options.max_age < 0) return destroy();
+    record_.max_age = options.max_age;
+  }
+  cookie_override_ = std::move(options);
+  changed();
+}
+
+}  // namespace sessions

@@ -1,0 +1,84 @@
+// One session of one request: loaded from a cookie, changed by the handler,
+// saved (or not) when the request finishes. Belongs to one thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "record.h"
+#include "store.h"
+
+namespace sessions {
+
+class Session {
+ public:
+  static constexpr size_t kIdSize = 32;  // 256 bits from the CSPRNG
+
+  Session(std::shared_ptr<Store> store, std::string name);
+
+  // Takes the first candidate cookie value that opens; otherwise starts a new
+  // session whose status says why the first one did not. Throws
+  // Errc::store_unavailable: never a new session in place of one it could not read.
+  void load(const std::vector<std::string_view>& candidates);
+  // Writes what changed and replaces *set_cookie with the Set-Cookie value, or
+  // clears it when there is nothing to send. Throws (value_too_large,
+  // cookie_too_large, store_unavailable) having saved nothing.
+  void save(std::string* set_cookie);
+  // After finish every mutator throws Errc::state.
+  void finish() { finished_ = true; }
+
+  const std::string& name() const { return name_; }
+  const std::shared_ptr<Store>& store() const { return store_; }
+  const std::string& id_text() const { return id_text_; }
+  int status() const { return status_; }
+  bool is_new() const { return status_ != SESS_STATUS_VALID; }
+  bool is_modified() const { return modified_; }
+  int64_t created() const { return record_.created; }
+  int64_t last_seen() const { return loaded_last_seen_; }
+
+  const Value* get(std::string_view key) const;
+  void set(std::string_view key, Value value);
+  void erase(std::string_view key);
+  void clear();
+  const Map& values() const { return record_.values; }
+  // Keys in byte order; the view is rebuilt after changes.
+  const std::vector<const std::string*>& keys() const;
+
+  void add_flash(std::string_view kind, Value value);
+  Array take_flashes(std::string_view kind);  // returns and removes
+
+  void regenerate_id();
+  void destroy();
+  void set_option(std::string_view name, std::string_view value);
+
+ private:
+  void check_writable() const;
+  void changed();
+  CookieOptions effective_options() const;
+  int64_t record_ttl(int64_t now, int64_t max_age) const;
+  bool timed_out(int64_t now) const;
+  bool touch_due(int64_t now) const;
+  int open(std::string_view cookie_value, int64_t now);
+  void assign_id(std::string raw_id);
+
+  std::shared_ptr<Store> store_;
+  std::string name_;
+  SessionRecord record_;
+  int status_ = SESS_STATUS_NEW;
+  int64_t loaded_last_seen_ = 0;
+  std::string id_;         // raw bytes; empty until known or assigned
+  std::string id_text_;    // base64url of id_: the backend key and sess_session_id
+  std::string loaded_key_; // backend key the session was read from, if any
+  std::optional<CookieOptions> cookie_override_;
+  bool modified_ = false;
+  bool regenerated_ = false;
+  bool destroyed_ = false;
+  bool finished_ = false;
+  mutable bool keys_stale_ = true;
+  mutable std::vector<const std::string*> keys_;
+};
+
+}  // namespace sessions

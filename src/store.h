@@ -1,0 +1,67 @@
+// A store as users open it: a backend (none for cookie:), the codec sealing
+// cookies, and the settings every session of the store starts from.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend.h"
+#include "codec.h"
+#include "cookie.h"
+#include "options.h"
+
+namespace sessions {
+
+struct Settings {
+  CookieOptions cookie;
+  int64_t idle_timeout = 0;      // seconds without a visit; 0 = none
+  int64_t absolute_timeout = 0;  // seconds since creation; 0 = none
+  CodecMode codec = CodecMode::aes_gcm;
+  size_t max_data_bytes = 1 << 20;  // encoded session size, server-side stores
+
+  // Applies one option; false when `name` is not a general option (it may be
+  // a backend's). Throws Errc::bad_option for an invalid value.
+  bool set(std::string_view name, std::string_view value);
+};
+
+// What sess_config collects before a store is opened.
+struct Config {
+  std::vector<std::string> secrets;
+  OptionList options;
+  // Validates eagerly what can be validated before the scheme is known.
+  void set(std::string_view name, std::string_view value);
+};
+
+class Store {
+ public:
+  // Throws Errc::bad_uri, bad_option, bad_secret or unsupported.
+  static std::shared_ptr<Store> open(std::string_view uri, const Config& config);
+
+  const Settings& settings() const { return settings_; }
+  const Codec& codec() const { return *codec_; }
+  Backend* backend() const { return backend_.get(); }  // nullptr for cookie:
+  const std::string& scheme() const { return scheme_; }
+
+  int64_t now() const { return clock_ ? clock_() : default_now(); }
+  // Tests move time forward without sleeping. Not thread-safe: set it before
+  // the store is shared.
+  void set_clock(std::function<int64_t()> clock) { clock_ = std::move(clock); }
+
+  Store(std::string scheme, Settings settings, std::unique_ptr<Codec> codec,
+        std::unique_ptr<Backend> backend);
+
+ private:
+  static int64_t default_now();
+
+  std::string scheme_;
+  Settings settings_;
+  std::unique_ptr<Codec> codec_;
+  std::unique_ptr<Backend> backend_;
+  std::function<int64_t()> clock_;
+};
+
+}  // namespace sessions

@@ -1,0 +1,72 @@
+// The session data model: the MessagePack types, keyed by UTF-8 strings.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <msgpack.h>
+
+namespace sessions {
+
+class Value;
+using Array = std::vector<Value>;
+using Map = std::map<std::string, Value, std::less<>>;
+
+// Distinguishes binary data from text, which must be UTF-8.
+struct Bytes {
+  std::string data;
+  bool operator==(const Bytes& other) const { return data == other.data; }
+};
+
+enum class Type { nil, boolean, integer, real, string, bytes, array, map };
+
+// Nesting deeper than this is refused on every input path (JSON, MessagePack)
+// so hostile input cannot exhaust the stack. msgpack-c's unpacker stops at 32
+// levels and a session record wraps values in up to three more, so every value
+// we accept can also be read back.
+constexpr int kMaxDepth = 24;
+
+class Value {
+ public:
+  Value() = default;
+  Value(std::nullptr_t) {}
+  Value(bool b) : v_(b) {}
+  Value(int64_t i) : v_(i) {}
+  Value(int i) : v_(int64_t{i}) {}
+  Value(double d) : v_(d) {}
+  Value(std::string s) : v_(std::move(s)) {}
+  Value(const char* s) : v_(std::string(s)) {}
+  Value(Bytes b) : v_(std::move(b)) {}
+  Value(Array a) : v_(std::move(a)) {}
+  Value(Map m) : v_(std::move(m)) {}
+
+  Type type() const { return static_cast<Type>(v_.index()); }
+  template <typename T>
+  const T* get_if() const { return std::get_if<T>(&v_); }
+  template <typename T>
+  T* get_if() { return std::get_if<T>(&v_); }
+  bool operator==(const Value& other) const { return v_ == other.v_; }
+  bool operator!=(const Value& other) const { return !(v_ == other.v_); }
+
+ private:
+  std::variant<std::monostate, bool, int64_t, double, std::string, Bytes, Array, Map> v_;
+};
+
+bool is_valid_utf8(std::string_view s);
+
+// JSON text <-> Value. Bytes are written as base64 strings (JSON has no
+// binary type); parse failures and deep nesting throw Errc::bad_json.
+std::string to_json(const Value& v);
+Value from_json(std::string_view json);
+
+// MessagePack. pack never fails; unpack returns false for anything outside our
+// model (ext types, non-string map keys, invalid UTF-8, too deep, uint64 over
+// int64's range).
+void pack_value(msgpack_packer* pk, const Value& v);
+bool unpack_value(const msgpack_object& o, Value* out, int depth = 0);
+
+}  // namespace sessions
