@@ -50,7 +50,8 @@ void Session::assign_id(std::string raw_id) {
 int Session::open(std::string_view cookie_value, int64_t now) {
   thread_local std::string payload, data;
   const Store& store = *store_;
-  int status = store.codec().decode(name_, cookie_value, now, &payload);
+  int64_t sealed_at = 0;
+  int status = store.codec().decode(name_, cookie_value, now, &payload, &sealed_at);
   if (status != SESS_STATUS_VALID) return status;
   if (!store.backend()) {
     if (!decode_record(payload, &record_)) return SESS_STATUS_MALFORMED;
@@ -58,7 +59,14 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
     std::string key;
     base64url_encode(payload, &key);
-    if (!store.backend()->load(key, now, &data)) return SESS_STATUS_UNKNOWN_ID;
+    if (!store.backend()->load(key, now, &data)) {
+      // The cookie was sealed at the record's last save: if the record's TTL
+      // has run out since, it expired; otherwise it was deleted or never was.
+      const int64_t idle = store.settings().idle_timeout;
+      const int64_t age = now - sealed_at;
+      return (idle > 0 && age > idle) || age >= kUnboundedRecordTtl ? SESS_STATUS_EXPIRED
+                                                                   : SESS_STATUS_UNKNOWN_ID;
+    }
     // A record we cannot read is left alone: the new session gets a new ID.
     if (!decode_record(data, &record_)) return SESS_STATUS_MALFORMED;
     assign_id(payload);

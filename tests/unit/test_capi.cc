@@ -1,1 +1,213 @@
+// The C ABI through libsessions.so, as C users and FFIs call it.
 #include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "sessions.h"
+
+namespace {
+
+const std::string kSecret = "capi-secret-capi-secret-capi-secret!";
+
+sess_store* open_store(const char* uri) {
+  sess_config* config = nullptr;
+  REQUIRE(sess_config_new(&config) == SESS_OK);
+  REQUIRE(sess_config_add_secret(config, kSecret.data(), kSecret.size()) == SESS_OK);
+  sess_store* store = nullptr;
+  int rc = sess_store_open(uri, config, &store);
+  sess_config_free(config);
+  INFO(sess_last_error());
+  REQUIRE(rc == SESS_OK);
+  return store;
+}
+
+// The "name=value" part of the first Set-Cookie, as a browser would send it.
+std::string cookie_of(sess_request* req) {
+  REQUIRE(sess_request_set_cookie_count(req) >= 1);
+  std::string line = sess_request_set_cookie(req, 0, nullptr);
+  return line.substr(0, line.find(';'));
+}
+
+}  // namespace
+
+TEST_CASE("C: version, error texts and status names") {
+  CHECK(sess_version_number() == SESS_VERSION_NUMBER);
+  CHECK(std::string(sess_version_string()) == SESS_VERSION_STRING);
+  for (int code = SESS_OK; code <= SESS_E_INTERNAL; ++code)
+    CHECK(std::string(sess_strerror(code)) != "unknown error");
+  CHECK(std::string(sess_strerror(999)) == "unknown error");
+  CHECK(std::string(sess_status_name(SESS_STATUS_TAMPERED)) == "tampered");
+  CHECK(std::string(sess_status_name(-1)) == "unknown");
+  sess_free(nullptr);
+  sess_config_free(nullptr);
+  sess_store_close(nullptr);
+  sess_request_free(nullptr);
+}
+
+TEST_CASE("C: every typed value round-trips through a cookie") {
+  for (const char* uri : {"cookie:", "memory:"}) {
+    INFO(uri);
+    sess_store* store = open_store(uri);
+    sess_request* req = nullptr;
+    sess_session* s = nullptr;
+    REQUIRE(sess_request_begin(nullptr, 0, &req) == SESS_OK);
+    REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+    CHECK(sess_session_is_new(s) == 1);
+    CHECK(sess_set_nil(s, "nil") == SESS_OK);
+    CHECK(sess_set_bool(s, "bool", 1) == SESS_OK);
+    CHECK(sess_set_int(s, "int", INT64_MIN) == SESS_OK);
+    CHECK(sess_set_double(s, "double", 0.5) == SESS_OK);
+    CHECK(sess_set_str(s, "str", "a\0b", 3) == SESS_OK);
+    CHECK(sess_set_bytes(s, "bytes", "\xff\x00", 2) == SESS_OK);
+    const char* json = R"({"list":[1,"two",{"three":3.5}],"ok":true})";
+    CHECK(sess_set_json(s, "json", json, std::strlen(json)) == SESS_OK);
+    CHECK(sess_session_is_modified(s) == 1);
+    REQUIRE(sess_request_finish(req) == SESS_OK);
+    std::string cookie = cookie_of(req);
+    sess_request_free(req);
+
+    REQUIRE(sess_request_begin(cookie.data(), cookie.size(), &req) == SESS_OK);
+    REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+    CHECK(sess_session_status(s) == SESS_STATUS_VALID);
+    CHECK(std::string(sess_session_name(s)) == "sid");
+    CHECK(std::strlen(sess_session_id(s)) == (std::string(uri) == "memory:" ? 43u : 0u));
+    int type = -1, b = 0;
+    int64_t i = 0;
+    double d = 0;
+    const char* str = nullptr;
+    const void* bytes = nullptr;
+    size_t len = 0;
+    CHECK(sess_get_type(s, "nil", &type) == SESS_OK);
+    CHECK(type == SESS_TYPE_NIL);
+    CHECK(sess_get_bool(s, "bool", &b) == SESS_OK);
+    CHECK(b == 1);
+    CHECK(sess_get_int(s, "int", &i) == SESS_OK);
+    CHECK(i == INT64_MIN);
+    CHECK(sess_get_double(s, "double", &d) == SESS_OK);
+    CHECK(d == 0.5);
+    CHECK(sess_get_str(s, "str", &str, &len) == SESS_OK);
+    CHECK(std::string(str, len) == std::string("a\0b", 3));
+    CHECK(sess_get_bytes(s, "bytes", &bytes, &len) == SESS_OK);
+    CHECK(std::string(static_cast<const char*>(bytes), len) == std::string("\xff\x00", 2));
+    char* out = nullptr;
+    CHECK(sess_get_json(s, "json", &out, &len) == SESS_OK);
+    CHECK(std::string(out, len) == json);
+    sess_free(out);
+    CHECK(sess_get_type(s, "json", &type) == SESS_OK);
+    CHECK(type == SESS_TYPE_MAP);
+    CHECK(sess_count(s) == 7);
+    const char* key = nullptr;
+    CHECK(sess_key_at(s, 0, &key, &len) == SESS_OK);
+    CHECK(std::string(key, len) == "bool");
+    CHECK(sess_key_at(s, 7, &key, &len) == SESS_NOT_FOUND);
+    sess_request_free(req);
+    sess_store_close(store);
+  }
+}
+
+TEST_CASE("C: absent keys, wrong types and bad arguments") {
+  sess_store* store = open_store("cookie:");
+  sess_request* req = nullptr;
+  sess_session* s = nullptr;
+  REQUIRE(sess_request_begin("", 0, &req) == SESS_OK);
+  REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+  int64_t i = 7;
+  CHECK(sess_get_int(s, "missing", &i) == SESS_NOT_FOUND);
+  CHECK(i == 7);
+  sess_set_str(s, "name", "ann", 3);
+  CHECK(sess_get_int(s, "name", &i) == SESS_E_TYPE_MISMATCH);
+  CHECK(std::string(sess_last_error()).find("name") != std::string::npos);
+  CHECK(sess_set_str(s, "bad", "\xff\xfe", 2) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_str(s, "", "x", 1) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_str(s, "\xc3", "x", 1) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_str(s, nullptr, "x", 1) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_str(s, "k", nullptr, 5) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_str(s, "k", nullptr, 0) == SESS_OK);
+  CHECK(sess_set_double(s, "nan", std::nan("")) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_json(s, "j", "{oops", 5) == SESS_E_BAD_JSON);
+  CHECK(sess_get_int(nullptr, "k", &i) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_get_int(s, "k", nullptr) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_delete(s, "missing") == SESS_OK);
+  CHECK(sess_request_session(req, store, "bad name", &s) == SESS_E_BAD_OPTION);
+  CHECK(sess_request_session(nullptr, store, "sid", &s) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_request_set_cookie(req, 5, nullptr) == nullptr);
+  sess_request_free(req);
+  std::string huge(SESS_MAX_COOKIE_HEADER + 1, 'x');
+  req = reinterpret_cast<sess_request*>(1);
+  CHECK(sess_request_begin(huge.data(), huge.size(), &req) == SESS_E_HEADER_TOO_LARGE);
+  CHECK(req == nullptr);
+  sess_store_close(store);
+}
+
+TEST_CASE("C: configuration and store errors are named") {
+  sess_config* config = nullptr;
+  REQUIRE(sess_config_new(&config) == SESS_OK);
+  sess_store* store = nullptr;
+  CHECK(sess_store_open("cookie:", config, &store) == SESS_E_BAD_SECRET);
+  CHECK(std::string(sess_last_error()).find("secret") != std::string::npos);
+  CHECK(sess_config_add_secret(config, "short", 5) == SESS_E_BAD_SECRET);
+  REQUIRE(sess_config_add_secret(config, kSecret.data(), kSecret.size()) == SESS_OK);
+  CHECK(sess_config_set(config, "nope", "1") == SESS_E_BAD_OPTION);
+  CHECK(sess_config_set(config, "max_age", "soon") == SESS_E_BAD_OPTION);
+  CHECK(sess_config_set(config, "path", "/a\r\nX: y") == SESS_E_BAD_OPTION);
+  CHECK(sess_config_set(config, "idle_timeout", "30m") == SESS_OK);
+  CHECK(sess_store_open("bogus:", config, &store) == SESS_E_BAD_URI);
+  CHECK(sess_store_open("redis://127.0.0.1/0", config, &store) == SESS_E_UNSUPPORTED);
+  CHECK(sess_store_open("memory:?shards=0", config, &store) == SESS_E_BAD_OPTION);
+  CHECK(sess_store_open(nullptr, config, &store) == SESS_E_INVALID_ARGUMENT);
+  CHECK(store == nullptr);
+  CHECK(sess_store_open("memory:", config, &store) == SESS_OK);
+  sess_store_close(store);
+  sess_config_free(config);
+}
+
+TEST_CASE("C: flashes, destroy and the finished state") {
+  sess_store* store = open_store("memory:");
+  sess_request* req = nullptr;
+  sess_session* s = nullptr;
+  REQUIRE(sess_request_begin("", 0, &req) == SESS_OK);
+  REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+  CHECK(sess_add_flash_str(s, nullptr, "saved", 5) == SESS_OK);
+  CHECK(sess_add_flash_json(s, nullptr, "{\"n\":1}", 7) == SESS_OK);
+  CHECK(sess_add_flash_str(s, "error", "oops", 4) == SESS_OK);
+  REQUIRE(sess_request_finish(req) == SESS_OK);
+  CHECK(sess_set_int(s, "late", 1) == SESS_E_STATE);
+  CHECK(sess_request_finish(req) == SESS_E_STATE);
+  std::string cookie = cookie_of(req);
+  sess_request_free(req);
+
+  REQUIRE(sess_request_begin(cookie.data(), cookie.size(), &req) == SESS_OK);
+  REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+  char* out = nullptr;
+  size_t len = 0;
+  REQUIRE(sess_flashes_json(s, nullptr, &out, &len) == SESS_OK);
+  CHECK(std::string(out, len) == R"(["saved",{"n":1}])");
+  sess_free(out);
+  REQUIRE(sess_flashes_json(s, nullptr, &out, &len) == SESS_OK);
+  CHECK(std::string(out, len) == "[]");
+  sess_free(out);
+  CHECK(sess_session_destroy(s) == SESS_OK);
+  REQUIRE(sess_request_finish(req) == SESS_OK);
+  CHECK(std::string(sess_request_set_cookie(req, 0, nullptr)).find("Max-Age=0") != std::string::npos);
+  sess_request_free(req);
+
+  REQUIRE(sess_request_begin(cookie.data(), cookie.size(), &req) == SESS_OK);
+  REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+  CHECK(sess_session_status(s) == SESS_STATUS_UNKNOWN_ID);
+  sess_request_free(req);
+  sess_store_close(store);
+}
+
+TEST_CASE("C: a store outlives its close while requests use it") {
+  sess_store* store = open_store("memory:");
+  sess_request* req = nullptr;
+  sess_session* s = nullptr;
+  REQUIRE(sess_request_begin("", 0, &req) == SESS_OK);
+  REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+  sess_store_close(store);
+  CHECK(sess_set_int(s, "n", 1) == SESS_OK);
+  CHECK(sess_request_finish(req) == SESS_OK);
+  sess_request_free(req);
+}
