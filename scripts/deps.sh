@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages libsessions needs to build, test and run its
+# demo, but only those missing (so a second run is instant and offline).
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config binutils     # toolchain; nm and objdump for the ABI check
+  libssl-dev                             # AES-256-GCM, HKDF, HMAC, CSPRNG
+  libmsgpack-dev                         # msgpack-c: the session record encoding
+  nlohmann-json3-dev                     # JSON in and out of composite values
+  catch2                                 # unit tests (Catch2 v2)
+  libcpp-httplib-dev                     # the demo server
+  python3                                # end-to-end tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+echo "installing Debian packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

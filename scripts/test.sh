@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The full test suite: installs what it needs, builds in release and under
+# ASan+UBSan (warnings are errors in both), and runs every test in each:
+# Catch2 (core, C ABI, C++ wrapper), end-to-end over HTTP, and the installed
+# package (nm, plain C via pkg-config, find_package).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+jobs=$(nproc)
+run_suite() {  # name, cmake options...
+  local dir=build/$1; shift
+  echo "== $dir"
+  cmake -S . -B "$dir" -DSESSIONS_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs")
+}
+
+run_suite release -DCMAKE_BUILD_TYPE=Release
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSESSIONS_SANITIZE=ON -DSESSIONS_BUILD_BENCH=OFF
+
+# The benchmark is not a test; this only checks that it still runs.
+build/release/bench/bench_cycle --quick >/dev/null
+echo "all suites passed"

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""End-to-end: start the demo server on a free loopback port and drive every
+route over HTTP with a cookie jar, as a browser would.
+
+    test_demo.py --server build/examples/demo_server --store cookie:
+"""
+import argparse
+import http.cookiejar
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+SECRET = "e2e-secret-e2e-secret-e2e-secret-e2e!"
+results = {"passed": 0, "failed": 0}
+
+
+def check(cond, what):
+    if cond:
+        results["passed"] += 1
+    else:
+        results["failed"] += 1
+        print(f"FAILED: {what}", file=sys.stderr)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary, store):
+        self.port = free_port()
+        self.log = open(f"/tmp/sessions-e2e-{os.getpid()}-{self.port}.log", "w+")
+        env = dict(os.environ, SESSIONS_SECRET=SECRET)
+        self.proc = subprocess.Popen(
+            [binary, "--store", store, "--port", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"demo server did not start: {self.output()}")
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Client:
+    """A browser: a cookie jar and requests to one server."""
+
+    def __init__(self, server, jar=None):
+        self.server = server
+        self.jar = jar if jar is not None else http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def call(self, path, method="GET", cookie=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.server.port}{path}", method=method)
+        opener = self.opener
+        if cookie is not None:  # a hand-made Cookie: header, bypassing the jar
+            req.add_header("Cookie", cookie)
+            opener = urllib.request.build_opener()
+        try:
+            with opener.open(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read()), resp.headers.get_all("Set-Cookie") or []
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read()), e.headers.get_all("Set-Cookie") or []
+
+    def cookie(self, name):
+        return next((c.value for c in self.jar if c.name == name), None)
+
+
+def run_routes(binary, store):
+    server = Server(binary, store)
+    try:
+        ann = Client(server)
+        status, body, _ = ann.call("/profile")
+        check(status == 401 and body == {"error": "Unauthorized"}, "/profile before login is 401")
+
+        status, body, set_cookie = ann.call("/login?user=ann")
+        check(status == 200 and body == {"user_id": 1, "username": "ann"}, f"/login: {body}")
+        check(len(set_cookie) == 1 and set_cookie[0].startswith("mysession="), "/login sets mysession")
+        attrs = set_cookie[0] if set_cookie else ""
+        for attr in ("Path=/", "HttpOnly", "SameSite=Lax", "Max-Age=2592000", "Expires="):
+            check(attr in attrs, f"Set-Cookie has {attr}: {attrs}")
+        first_cookie = ann.cookie("mysession")
+
+        status, body, _ = ann.call("/profile")
+        check(status == 200 and body == {"user_id": 1, "username": "ann"}, f"/profile: {body}")
+
+        counts = [ann.call("/incr")[1].get("count") for _ in range(3)]
+        check(counts == [0, 1, 2], f"/incr counts 0, 1, 2: {counts}")
+
+        status, body, set_cookie = ann.call("/hello")
+        check(status == 200 and body == {"hello": "world"}, f"/hello: {body}")
+        status, body, set_cookie = ann.call("/hello")
+        check(body == {"hello": "world"} and set_cookie == [], "unchanged /hello sends no Set-Cookie")
+
+        status, body, set_cookie = ann.call("/multi")
+        check(status == 200 and body == {"a": "world!", "b": "world?"}, f"/multi: {body}")
+        check(sorted(c.split("=")[0] for c in set_cookie) == ["a", "b"], "/multi sets a and b")
+        check(ann.call("/multi")[1] == {"a": "world!", "b": "world?"}, "/multi again")
+
+        check(ann.call("/flash?msg=one", method="POST")[0] == 200, "POST /flash one")
+        check(ann.call("/flash?msg=two", method="POST")[0] == 200, "POST /flash two")
+        check(ann.call("/flash")[1] == {"flashes": ["one", "two"]}, "GET /flash returns both")
+        check(ann.call("/flash")[1] == {"flashes": []}, "GET /flash again is empty")
+
+        # Another browser sees nothing of ann's session.
+        bob = Client(server)
+        check(bob.call("/profile")[0] == 401, "a second browser is not logged in")
+        check(bob.call("/incr")[1] == {"count": 0}, "a second browser counts from 0")
+        bob.call("/login?user=bob")
+        check(bob.call("/profile")[1] == {"user_id": 2, "username": "bob"}, "bob logs in")
+        check(ann.call("/profile")[1]["username"] == "ann", "ann is still ann")
+
+        # Hostile cookies: tampered, truncated, junk. Each is a new, empty session.
+        good = ann.cookie("mysession")
+        flipped = good[:20] + ("A" if good[20] != "A" else "B") + good[21:]
+        for label, value in (("tampered", flipped), ("truncated", good[:30]),
+                             ("junk", "%00\x01garbage"), ("empty", "")):
+            status, body, _ = ann.call("/profile", cookie=f"mysession={value}")
+            check(status == 401, f"{label} cookie is refused: {status} {body}")
+        check("tampered" in server.output(), "the server logs why a cookie was refused")
+
+        # Cookie store: stateless, so a restarted server with the same secret
+        # still knows ann. Memory store: the session is gone with the process.
+        server.stop()
+        restarted = Server(binary, store)
+        server = restarted
+        ann.server = restarted
+        status, body, _ = ann.call("/profile")
+        if store.startswith("cookie:"):
+            check(status == 200 and body["username"] == "ann", "cookie sessions survive a restart")
+        else:
+            check(status == 401, "memory sessions end with the process")
+            ann.call("/login?user=ann")
+        if store.startswith("memory:"):
+            before = ann.cookie("mysession")
+            ann.call("/login?user=ann")
+            check(ann.cookie("mysession") != before, "login issues a new session ID")
+        check(first_cookie is not None, "a session cookie was kept")
+
+        status, body, set_cookie = ann.call("/logout")
+        check(status == 200 and any("Max-Age=0" in c for c in set_cookie), "/logout expires the cookie")
+        check(ann.call("/profile")[0] == 401, "/profile after logout is 401")
+        check(ann.call("/incr")[1] == {"count": 0}, "the count starts again after logout")
+    finally:
+        server.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--store", default="cookie:")
+    args = parser.parse_args()
+    run_routes(args.server, args.store)
+    print(f"e2e ({args.store}): {results['passed']} passed, {results['failed']} failed")
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
