@@ -415,7 +415,7 @@ int sess_clear(sess_session* s) {
   });
 }
 
-size_t sess_count(const sess_session* s) { return s ? unwrap(s)->values().size() : 0; }
+size_t sess_count(const sess_session* s) { return s ? unwrap(s)->count() : 0; }
 
 int sess_key_at(const sess_session* s, size_t i, const char** key, size_t* len) {
   return guard([&]() -> int {

@@ -135,28 +135,22 @@ CookieJar::CookieJar(std::string_view header) {
     fail(Errc::header_too_large, "Cookie header of " + std::to_string(header.size()) +
                                      " bytes exceeds the limit of 65536");
   header_.assign(header);
+}
+
+CookieJar::Candidates CookieJar::find(std::string_view wanted) const {
+  Candidates out;
   std::string_view rest = header_;
-  while (!rest.empty()) {
+  while (!rest.empty() && out.count < kMaxCandidates) {
     size_t semi = rest.find(';');
     std::string_view item = rest.substr(0, semi);
     rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
     size_t eq = item.find('=');
     if (eq == std::string_view::npos) continue;  // not name=value: ignored, as browsers do
-    std::string_view name = trim(item.substr(0, eq));
+    if (trim(item.substr(0, eq)) != wanted || wanted.empty()) continue;
     std::string_view value = trim(item.substr(eq + 1));
-    if (name.empty()) continue;
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
       value = value.substr(1, value.size() - 2);
-    pairs_.emplace_back(name, value);
-  }
-}
-
-std::vector<std::string_view> CookieJar::find(std::string_view name) const {
-  std::vector<std::string_view> out;
-  for (const auto& [n, v] : pairs_) {
-    if (n != name) continue;
-    out.push_back(v);
-    if (out.size() == kMaxCandidates) break;
+    out.values[out.count++] = value;
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // RFC 6265 on both sides: reading a Cookie: header and writing Set-Cookie.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -38,24 +39,32 @@ void validate_cookie_name(std::string_view name);
 void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& options,
                       int64_t now, std::string* out);
 
-// The cookies of one Cookie: header, parsed once. Views point into the copy
-// the jar owns.
+// The cookies of one Cookie: header. A request looks up one or two names,
+// so the header is scanned per lookup rather than split up front. Views point
+// into the copy the jar owns.
 class CookieJar {
  public:
+  // At most this many values per name are tried (a browser sends one per
+  // matching path and domain); more are ignored.
+  static constexpr size_t kMaxCandidates = 8;
+  struct Candidates {
+    std::array<std::string_view, kMaxCandidates> values;
+    size_t count = 0;
+    std::vector<std::string_view> to_vector() const {
+      return {values.begin(), values.begin() + count};
+    }
+  };
+
   // Throws Errc::header_too_large over SESS_MAX_COOKIE_HEADER bytes.
   explicit CookieJar(std::string_view header);
   CookieJar(const CookieJar&) = delete;
   CookieJar& operator=(const CookieJar&) = delete;
 
-  // The values sent under `name`, in header order, quotes removed; at most
-  // kMaxCandidates (a browser sends one per matching path and domain).
-  static constexpr size_t kMaxCandidates = 8;
-  std::vector<std::string_view> find(std::string_view name) const;
-  size_t size() const { return pairs_.size(); }
+  // The values sent under `name`, in header order, quotes removed.
+  Candidates find(std::string_view name) const;
 
  private:
   std::string header_;
-  std::vector<std::pair<std::string_view, std::string_view>> pairs_;
 };
 
 }  // namespace sessions

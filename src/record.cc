@@ -1,95 +1,277 @@
 #include "record.h"
 
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
 #include <msgpack.h>
+
+#include "error.h"
 
 namespace sessions {
 namespace {
 
-constexpr int kRecordVersion = 1;
+constexpr unsigned char kRecordVersion = 1;
+constexpr int64_t kNoMaxAge = INT64_MIN;
+
+void put_u32(std::string* out, uint32_t v) {
+  char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+  out->append(b, 4);
+}
+void put_i64(std::string* out, int64_t v) {
+  auto u = uint64_t(v);
+  char b[8];
+  for (int i = 7; i >= 0; --i, u >>= 8) b[i] = char(u);
+  out->append(b, 8);
+}
+
+// Bounds-checked reading of the frame.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : rest_(data) {}
+  bool u8(uint8_t* v) { return take(1, [&](const unsigned char* p) { *v = p[0]; }); }
+  bool u32(uint32_t* v) {
+    return take(4, [&](const unsigned char* p) {
+      *v = uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+    });
+  }
+  bool i64(int64_t* v) {
+    return take(8, [&](const unsigned char* p) {
+      uint64_t u = 0;
+      for (int i = 0; i < 8; ++i) u = u << 8 | p[i];
+      *v = int64_t(u);
+    });
+  }
+  bool bytes(size_t n, std::string_view* v) {
+    if (rest_.size() < n) return false;
+    *v = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return rest_.empty(); }
+
+ private:
+  template <typename F>
+  bool take(size_t n, F&& f) {
+    if (rest_.size() < n) return false;
+    f(reinterpret_cast<const unsigned char*>(rest_.data()));
+    rest_.remove_prefix(n);
+    return true;
+  }
+  std::string_view rest_;
+};
+
+bool has_repeated_key(const std::vector<ValueTable::Packed>& packed) {
+  if (packed.size() <= 16) {  // the usual session: pairwise, without allocating
+    for (size_t i = 1; i < packed.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (packed[i].key == packed[j].key) return true;
+    return false;
+  }
+  std::vector<std::string_view> keys;
+  keys.reserve(packed.size());
+  for (const auto& p : packed) keys.push_back(p.key);
+  std::sort(keys.begin(), keys.end());
+  return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+}
+
+// Unpacks exactly one MessagePack object. The tree lives in a per-thread
+// zone until the next call on this thread.
+bool unpack_object(std::string_view bytes, msgpack_object* object) {
+  thread_local msgpack_zone* zone = msgpack_zone_new(2048);
+  if (!zone) return false;
+  msgpack_zone_clear(zone);
+  size_t offset = 0;
+  return msgpack_unpack(bytes.data(), bytes.size(), &offset, zone, object) == MSGPACK_UNPACK_SUCCESS &&
+         offset == bytes.size();
+}
+
+bool unpack_bytes(std::string_view bytes, Value* out) {
+  msgpack_object object;
+  return unpack_object(bytes, &object) && unpack_value(object, out);
+}
+
+// {kind: [value, ...]}, with each value's depth counted from itself.
+bool unpack_flashes(std::string_view bytes, Map* out) {
+  msgpack_object o;
+  if (!unpack_object(bytes, &o) || o.type != MSGPACK_OBJECT_MAP) return false;
+  for (uint32_t i = 0; i < o.via.map.size; ++i) {
+    const auto& kv = o.via.map.ptr[i];
+    if (kv.key.type != MSGPACK_OBJECT_STR || kv.val.type != MSGPACK_OBJECT_ARRAY) return false;
+    std::string kind(kv.key.via.str.ptr, kv.key.via.str.size);
+    if (!is_valid_utf8(kind)) return false;
+    Array list(kv.val.via.array.size);
+    for (uint32_t j = 0; j < kv.val.via.array.size; ++j)
+      if (!unpack_value(kv.val.via.array.ptr[j], &list[j])) return false;
+    out->insert_or_assign(std::move(kind), Value(std::move(list)));
+  }
+  return true;
+}
 
 int string_write(void* data, const char* buf, size_t len) {
   static_cast<std::string*>(data)->append(buf, len);
   return 0;
 }
 
-// Values count their depth from themselves (as JSON input does), not from the
-// record, so that every value accepted on the way in can be read back.
-bool read_value_map(const msgpack_object& o, Map* out) {
-  if (o.type != MSGPACK_OBJECT_MAP) return false;
-  out->clear();
-  for (uint32_t i = 0; i < o.via.map.size; ++i) {
-    const auto& kv = o.via.map.ptr[i];
-    if (kv.key.type != MSGPACK_OBJECT_STR) return false;
-    std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-    if (!is_valid_utf8(key)) return false;
-    Value item;
-    if (!unpack_value(kv.val, &item)) return false;
-    out->insert_or_assign(std::string(key), std::move(item));
-  }
-  return true;
+// Fills in the u32 length placeholder at `at` with what follows it.
+void patch_length(std::string* out, size_t at) {
+  const auto len = uint32_t(out->size() - at - 4);
+  for (int i = 0; i < 4; ++i) (*out)[at + size_t(i)] = char(len >> (24 - 8 * i));
 }
 
-bool read_flash_map(const msgpack_object& o, Map* out) {
-  if (o.type != MSGPACK_OBJECT_MAP) return false;
-  out->clear();
-  for (uint32_t i = 0; i < o.via.map.size; ++i) {
-    const auto& kv = o.via.map.ptr[i];
-    if (kv.key.type != MSGPACK_OBJECT_STR || kv.val.type != MSGPACK_OBJECT_ARRAY) return false;
-    std::string_view kind(kv.key.via.str.ptr, kv.key.via.str.size);
-    if (!is_valid_utf8(kind)) return false;
-    Array list(kv.val.via.array.size);
-    for (uint32_t j = 0; j < kv.val.via.array.size; ++j)
-      if (!unpack_value(kv.val.via.array.ptr[j], &list[j])) return false;
-    out->insert_or_assign(std::string(kind), Value(std::move(list)));
-  }
-  return true;
+// Appends `v` as one MessagePack object, preceded by its length.
+void put_value(std::string* out, const Value& v) {
+  size_t at = out->size();
+  put_u32(out, 0);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, out, string_write);
+  pack_value(&pk, v);
+  patch_length(out, at);
 }
 
 }  // namespace
 
+// ---- ValueTable -------------------------------------------------------------
+
+int64_t ValueTable::find_packed(std::string_view key) const {
+  for (size_t i = 0; i < packed_.size(); ++i)
+    if (!packed_[i].shadowed && packed_[i].key == key) return int64_t(i);
+  return -1;
+}
+
+const Value* ValueTable::find(std::string_view key) const {
+  auto it = decoded_.find(key);
+  if (it != decoded_.end()) return &it->second;
+  int64_t i = find_packed(key);
+  if (i < 0) return nullptr;
+  Value value;
+  if (!unpack_bytes(packed_[size_t(i)].value, &value))
+    fail(Errc::internal, "the stored value of '" + std::string(key) + "' does not unpack");
+  packed_[size_t(i)].shadowed = true;  // decoded_ holds it from now on
+  return &decoded_.emplace(std::string(key), std::move(value)).first->second;
+}
+
+void ValueTable::set(std::string_view key, Value value) {
+  auto it = decoded_.find(key);
+  if (it != decoded_.end()) {
+    it->second = std::move(value);
+    return;
+  }
+  int64_t i = find_packed(key);
+  if (i >= 0) packed_[size_t(i)].shadowed = true;
+  decoded_.emplace(std::string(key), std::move(value));
+}
+
+bool ValueTable::erase(std::string_view key) {
+  int64_t i = find_packed(key);
+  if (i >= 0) packed_[size_t(i)].shadowed = true;
+  auto it = decoded_.find(key);
+  bool in_decoded = it != decoded_.end();
+  if (in_decoded) decoded_.erase(it);
+  return i >= 0 || in_decoded;
+}
+
+void ValueTable::clear() {
+  decoded_.clear();
+  packed_.clear();
+}
+
+size_t ValueTable::size() const {
+  return decoded_.size() +
+         size_t(std::count_if(packed_.begin(), packed_.end(), [](const Packed& p) { return !p.shadowed; }));
+}
+
+const Map& ValueTable::decode_all() const {
+  for (const Packed& p : packed_)
+    if (!p.shadowed) find(p.key);
+  return decoded_;
+}
+
+// ---- Records ----------------------------------------------------------------
+
+Map& SessionRecord::flashes() {
+  if (!flashes_decoded_) {
+    flashes_.clear();
+    if (!unpack_flashes(packed_flashes_, &flashes_))
+      fail(Errc::internal, "the stored flashes do not unpack");
+    flashes_decoded_ = true;
+  }
+  return flashes_;
+}
+
 void encode_record(const SessionRecord& r, std::string* out) {
   out->clear();
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, out, string_write);
-  msgpack_pack_array(&pk, 6);
-  msgpack_pack_int(&pk, kRecordVersion);
-  msgpack_pack_int64(&pk, r.created);
-  msgpack_pack_int64(&pk, r.last_seen);
-  if (r.max_age) msgpack_pack_int64(&pk, *r.max_age); else msgpack_pack_nil(&pk);
-  for (const Map* map : {&r.values, &r.flashes}) {
-    msgpack_pack_map(&pk, map->size());
-    for (const auto& [key, item] : *map) {
-      msgpack_pack_str_with_body(&pk, key.data(), key.size());
-      pack_value(&pk, item);
+  out->push_back(char(kRecordVersion));
+  put_i64(out, r.created);
+  put_i64(out, r.last_seen);
+  put_i64(out, r.max_age ? *r.max_age : kNoMaxAge);
+  put_u32(out, uint32_t(r.values.size()));
+  for (const auto& [key, value] : r.values.decoded_) {
+    out->push_back(char(key.size()));
+    out->append(key);
+    put_value(out, value);
+  }
+  for (const auto& p : r.values.packed_) {
+    if (p.shadowed) continue;
+    out->push_back(char(p.key.size()));
+    out->append(p.key);
+    put_u32(out, uint32_t(p.value.size()));
+    out->append(p.value);
+  }
+  if (r.flashes_decoded_) {
+    size_t at = out->size();
+    put_u32(out, 0);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, string_write);
+    msgpack_pack_map(&pk, r.flashes_.size());
+    for (const auto& [kind, list] : r.flashes_) {
+      msgpack_pack_str_with_body(&pk, kind.data(), kind.size());
+      pack_value(&pk, list);
     }
+    patch_length(out, at);
+  } else {
+    put_u32(out, uint32_t(r.packed_flashes_.size()));
+    out->append(r.packed_flashes_);
   }
 }
 
 bool decode_record(std::string_view data, SessionRecord* out) {
-  msgpack_zone zone;
-  // The zone grows as needed; 2 KiB covers a typical cookie-sized session.
-  if (!msgpack_zone_init(&zone, 2048)) return false;
-  msgpack_object root;
-  size_t offset = 0;
-  auto ret = msgpack_unpack(data.data(), data.size(), &offset, &zone, &root);
-  bool ok = ret == MSGPACK_UNPACK_SUCCESS && offset == data.size() &&
-            root.type == MSGPACK_OBJECT_ARRAY && root.via.array.size == 6;
-  if (ok) {
-    const msgpack_object* f = root.via.array.ptr;
-    auto is_int = [](const msgpack_object& o) {
-      return o.type == MSGPACK_OBJECT_POSITIVE_INTEGER || o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
-    };
-    ok = f[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && f[0].via.u64 == kRecordVersion &&
-         is_int(f[1]) && is_int(f[2]) && (f[3].type == MSGPACK_OBJECT_NIL || is_int(f[3])) &&
-         read_value_map(f[4], &out->values) && read_flash_map(f[5], &out->flashes);
-    if (ok) {
-      out->created = f[1].via.i64;
-      out->last_seen = f[2].via.i64;
-      out->max_age = f[3].type == MSGPACK_OBJECT_NIL ? std::nullopt : std::optional(f[3].via.i64);
-    }
+  auto bytes = std::make_unique<char[]>(data.size());
+  if (!data.empty()) std::memcpy(bytes.get(), data.data(), data.size());
+  Reader in(std::string_view(bytes.get(), data.size()));
+  uint8_t version = 0;
+  int64_t created = 0, last_seen = 0, max_age = 0;
+  uint32_t count = 0, flash_len = 0;
+  if (!in.u8(&version) || version != kRecordVersion || !in.i64(&created) || !in.i64(&last_seen) ||
+      !in.i64(&max_age) || !in.u32(&count) || count > data.size() / 6)
+    return false;
+  std::vector<ValueTable::Packed> packed;
+  packed.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t key_len = 0;
+    uint32_t value_len = 0;
+    std::string_view key, value;
+    if (!in.u8(&key_len) || key_len == 0 || !in.bytes(key_len, &key) || !is_valid_utf8(key) ||
+        !in.u32(&value_len) || value_len == 0 || !in.bytes(value_len, &value))
+      return false;
+    packed.push_back({key, value, false});
   }
-  msgpack_zone_destroy(&zone);
-  return ok;
+  if (has_repeated_key(packed)) return false;
+  std::string_view flashes;
+  if (!in.u32(&flash_len) || flash_len == 0 || !in.bytes(flash_len, &flashes) || !in.done())
+    return false;
+
+  out->created = created;
+  out->last_seen = last_seen;
+  out->max_age = max_age == kNoMaxAge ? std::nullopt : std::optional<int64_t>(max_age);
+  out->values.decoded_.clear();
+  out->values.packed_ = std::move(packed);
+  out->bytes_ = std::move(bytes);
+  out->flashes_.clear();
+  out->packed_flashes_ = flashes;
+  // An empty flash map (0x80) is the common case: decode it for free.
+  out->flashes_decoded_ = flashes.size() == 1 && static_cast<unsigned char>(flashes[0]) == 0x80;
+  return true;
 }
 
 }  // namespace sessions

@@ -1,26 +1,92 @@
-// What a session persists, and its MessagePack encoding:
-//   [1, created, last_seen, max_age or nil, {key: value}, {kind: [flash, ...]}]
+// What a session persists: its times, its values and its flashes.
+//
+// Loading a record is on the path of every request, so the record is a small
+// length-prefixed frame around MessagePack values (docs/format.md):
+//
+//   version (1) | created (i64) | last_seen (i64) | max_age (i64, or INT64_MIN)
+//   | count (u32) | count x [ key length (u8) | key | value length (u32) | value ]
+//   | flashes length (u32) | flashes
+//
+// Each value is one MessagePack object written by msgpack-c; flashes are one
+// MessagePack map {kind: [value, ...]}. All integers are big-endian. Loading
+// checks the frame and keeps the values packed: a value is unpacked when it is
+// read, and one that was not changed is written back as the same bytes.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "value.h"
 
 namespace sessions {
 
+class ValueTable {
+ public:
+  // Throws Errc::internal if a stored value does not unpack (the frame was
+  // authenticated or is ours, so that would be a bug, not bad input).
+  const Value* find(std::string_view key) const;
+  void set(std::string_view key, Value value);
+  bool erase(std::string_view key);  // false if absent
+  void clear();
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+  const Map& decode_all() const;  // every value, decoded (key order)
+
+ private:
+  friend bool decode_record(std::string_view, struct SessionRecord*);
+  friend void encode_record(const struct SessionRecord&, std::string*);
+
+ public:
+  struct Packed {
+    std::string_view key;
+    std::string_view value;  // one MessagePack object
+    bool shadowed;           // decoded, replaced or erased since loading
+  };
+
+ private:
+  int64_t find_packed(std::string_view key) const;
+
+  mutable Map decoded_;             // values read or set
+  mutable std::vector<Packed> packed_;  // the values as loaded (views into the record)
+};
+
 struct SessionRecord {
   int64_t created = 0;    // Unix seconds
   int64_t last_seen = 0;  // Unix seconds, at the last save
   std::optional<int64_t> max_age;  // a per-session override ("remember me")
-  Map values;
-  Map flashes;  // kind -> Array
+  ValueTable values;
+
+  // Flashes stay packed until used: most requests never touch them.
+  Map& flashes();
+  void clear_flashes() {
+    flashes_.clear();
+    flashes_decoded_ = true;
+  }
+  bool flashes_decoded() const { return flashes_decoded_; }
+
+  SessionRecord() = default;
+  SessionRecord(const SessionRecord&) = delete;
+  SessionRecord& operator=(const SessionRecord&) = delete;
+  SessionRecord(SessionRecord&&) = default;
+  SessionRecord& operator=(SessionRecord&&) = default;
+
+ private:
+  friend bool decode_record(std::string_view, SessionRecord*);
+  friend void encode_record(const SessionRecord&, std::string*);
+  std::unique_ptr<char[]> bytes_;  // the loaded frame; packed views point here
+  std::string_view packed_flashes_;
+  Map flashes_;
+  bool flashes_decoded_ = true;
 };
 
-void encode_record(const SessionRecord& record, std::string* out);  // replaces *out
-// False for anything that is not a record this library wrote.
+// Replaces *out with the record's bytes.
+void encode_record(const SessionRecord& record, std::string* out);
+// False for anything that is not a record this library wrote: bad version,
+// lengths that do not add up, keys that are empty, repeated or not UTF-8.
 bool decode_record(std::string_view data, SessionRecord* out);
 
 }  // namespace sessions

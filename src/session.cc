@@ -48,7 +48,8 @@ void Session::assign_id(std::string raw_id) {
 }
 
 int Session::open(std::string_view cookie_value, int64_t now) {
-  thread_local std::string payload, data;
+  thread_local std::string data;
+  std::string_view payload;
   const Store& store = *store_;
   int64_t sealed_at = 0;
   int status = store.codec().decode(name_, cookie_value, now, &payload, &sealed_at);
@@ -57,8 +58,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     if (!decode_record(payload, &record_)) return SESS_STATUS_MALFORMED;
   } else {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
-    std::string key;
-    base64url_encode(payload, &key);
+    std::string raw_id(payload), key;
+    base64url_encode(raw_id, &key);
     if (!store.backend()->load(key, now, &data)) {
       // The cookie was sealed at the record's last save: if the record's TTL
       // has run out since, it expired; otherwise it was deleted or never was.
@@ -69,17 +70,17 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     }
     // A record we cannot read is left alone: the new session gets a new ID.
     if (!decode_record(data, &record_)) return SESS_STATUS_MALFORMED;
-    assign_id(payload);
+    assign_id(std::move(raw_id));
     loaded_key_ = std::move(key);
   }
   return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
 }
 
-void Session::load(const std::vector<std::string_view>& candidates) {
+void Session::load(const CookieJar::Candidates& candidates) {
   const int64_t now = store_->now();
   int first_failure = SESS_STATUS_NEW;
-  for (std::string_view value : candidates) {
-    int status = open(value, now);
+  for (size_t i = 0; i < candidates.count; ++i) {
+    int status = open(candidates.values[i], now);
     if (status == SESS_STATUS_VALID) {
       status_ = status;
       loaded_last_seen_ = record_.last_seen;
@@ -144,6 +145,7 @@ void Session::save(std::string* set_cookie) {
   if (!modified_ && !regenerated_ && !touch_due(now)) return;
 
   record_.last_seen = now;
+  // Per-thread buffers, reused by every save on this thread.
   thread_local std::string data, value;
   encode_record(record_, &data);
   value.clear();
@@ -193,27 +195,19 @@ void Session::changed() {
   keys_stale_ = true;
 }
 
-const Value* Session::get(std::string_view key) const {
-  auto it = record_.values.find(key);
-  return it == record_.values.end() ? nullptr : &it->second;
-}
+const Value* Session::get(std::string_view key) const { return record_.values.find(key); }
 
 void Session::set(std::string_view key, Value value) {
   check_writable();
   validate_key(key);
   validate_strings(value);
-  auto it = record_.values.find(key);
-  if (it != record_.values.end()) it->second = std::move(value);
-  else record_.values.emplace(std::string(key), std::move(value));
+  record_.values.set(key, std::move(value));
   changed();
 }
 
 void Session::erase(std::string_view key) {
   check_writable();
-  auto it = record_.values.find(key);
-  if (it == record_.values.end()) return;
-  record_.values.erase(it);
-  changed();
+  if (record_.values.erase(key)) changed();
 }
 
 void Session::clear() {
@@ -226,7 +220,7 @@ void Session::clear() {
 const std::vector<const std::string*>& Session::keys() const {
   if (keys_stale_) {
     keys_.clear();
-    for (const auto& [key, value] : record_.values) keys_.push_back(&key);
+    for (const auto& [key, value] : record_.values.decode_all()) keys_.push_back(&key);
     keys_stale_ = false;
   }
   return keys_;
@@ -236,18 +230,20 @@ void Session::add_flash(std::string_view kind, Value value) {
   check_writable();
   validate_key(kind);
   validate_strings(value);
-  auto it = record_.flashes.find(kind);
-  if (it == record_.flashes.end()) it = record_.flashes.emplace(std::string(kind), Array()).first;
+  Map& flashes = record_.flashes();
+  auto it = flashes.find(kind);
+  if (it == flashes.end()) it = flashes.emplace(std::string(kind), Array()).first;
   it->second.get_if<Array>()->push_back(std::move(value));
   changed();
 }
 
 Array Session::take_flashes(std::string_view kind) {
   check_writable();
-  auto it = record_.flashes.find(kind);
-  if (it == record_.flashes.end()) return Array();
+  Map& flashes = record_.flashes();
+  auto it = flashes.find(kind);
+  if (it == flashes.end()) return Array();
   Array out = std::move(*it->second.get_if<Array>());
-  record_.flashes.erase(it);
+  flashes.erase(it);
   changed();
   return out;
 }
@@ -265,7 +261,7 @@ void Session::regenerate_id() {
 void Session::destroy() {
   check_writable();
   record_.values.clear();
-  record_.flashes.clear();
+  record_.clear_flashes();
   destroyed_ = true;
   changed();
 }

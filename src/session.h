@@ -22,7 +22,7 @@ class Session {
   // Takes the first candidate cookie value that opens; otherwise starts a new
   // session whose status says why the first one did not. Throws
   // Errc::store_unavailable: never a new session in place of one it could not read.
-  void load(const std::vector<std::string_view>& candidates);
+  void load(const CookieJar::Candidates& candidates);
   // Writes what changed and replaces *set_cookie with the Set-Cookie value, or
   // clears it when there is nothing to send. Throws (value_too_large,
   // cookie_too_large, store_unavailable) having saved nothing.
@@ -43,7 +43,7 @@ class Session {
   void set(std::string_view key, Value value);
   void erase(std::string_view key);
   void clear();
-  const Map& values() const { return record_.values; }
+  size_t count() const { return record_.values.size(); }
   // Keys in byte order; the view is rebuilt after changes.
   const std::vector<const std::string*>& keys() const;
 

@@ -7,32 +7,36 @@
 using namespace sessions;
 using Views = std::vector<std::string_view>;
 
+namespace {
+Views find(const CookieJar& jar, std::string_view name) { return jar.find(name).to_vector(); }
+}  // namespace
+
 TEST_CASE("Cookie header: several cookies, whitespace, quotes") {
   CookieJar jar(" a=1;b=2 ;\tc = \"three\" ; d=\"\"; e=x=y; f");
-  CHECK(jar.find("a") == Views{"1"});
-  CHECK(jar.find("b") == Views{"2"});
-  CHECK(jar.find("c") == Views{"three"});
-  CHECK(jar.find("d") == Views{""});
-  CHECK(jar.find("e") == Views{"x=y"});
-  CHECK(jar.find("f").empty());  // no '=': ignored
-  CHECK(jar.find("missing").empty());
+  CHECK(find(jar, "a") == Views{"1"});
+  CHECK(find(jar, "b") == Views{"2"});
+  CHECK(find(jar, "c") == Views{"three"});
+  CHECK(find(jar, "d") == Views{""});
+  CHECK(find(jar, "e") == Views{"x=y"});
+  CHECK(find(jar, "f").empty());  // no '=': ignored
+  CHECK(find(jar, "missing").empty());
 }
 
 TEST_CASE("Cookie header: repeated names keep header order, bounded") {
   CookieJar jar("s=first; t=0; s=second; s=third");
-  CHECK(jar.find("s") == Views{"first", "second", "third"});
+  CHECK(find(jar, "s") == Views{"first", "second", "third"});
   std::string many;
   for (int i = 0; i < 50; ++i) many += "s=" + std::to_string(i) + "; ";
-  CHECK(CookieJar(many).find("s").size() == CookieJar::kMaxCandidates);
+  CHECK(CookieJar(many).find("s").count == CookieJar::kMaxCandidates);
 }
 
 TEST_CASE("Cookie header: hostile input is bounded and never crashes", "[hostile]") {
-  CHECK(CookieJar("").size() == 0);
-  CHECK(CookieJar(";;;; ;=;=x; =").find("").empty());
+  CHECK(CookieJar("").find("a").count == 0);
+  CHECK(CookieJar(";;;; ;=;=x; =").find("").count == 0);
   std::string binary;
   for (int i = 0; i < 256; ++i) binary.push_back(char(i));
   CookieJar jar(binary + "=" + binary);
-  (void)jar.find("x");
+  (void)find(jar, "x");
   CHECK_NOTHROW(CookieJar(std::string(SESS_MAX_COOKIE_HEADER, 'a')));
   try {
     CookieJar too_big(std::string(SESS_MAX_COOKIE_HEADER + 1, 'a'));
