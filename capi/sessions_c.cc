@@ -423,8 +423,8 @@ int sess_key_at(const sess_session* s, size_t i, const char** key, size_t* len) 
     require(key, "output pointer");
     const auto& keys = unwrap(s)->keys();
     if (i >= keys.size()) return SESS_NOT_FOUND;
-    *key = keys[i]->c_str();
-    if (len) *len = keys[i]->size();
+    *key = keys[i].c_str();
+    if (len) *len = keys[i].size();
     return SESS_OK;
   });
 }

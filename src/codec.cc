@@ -189,11 +189,16 @@ void Codec::encode(std::string_view name, std::string_view payload, int64_t now,
     const size_t aad_size = associated_data(raw, name, aad, sizeof aad);
     EVP_CIPHER_CTX* ctx = cipher_cache.seal(key);
     int n = 0;
-    bool ok = EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
+    // The OpenSSL 3 calls (Init_ex2, tag as a param) skip a translation
+    // layer that EVP_EncryptInit_ex and EVP_CIPHER_CTX_ctrl go through.
+    OSSL_PARAM tag[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, p + body, kGcmTagSize),
+        OSSL_PARAM_construct_end()};
+    bool ok = EVP_EncryptInit_ex2(ctx, nullptr, nullptr, nonce, nullptr) == 1 &&
               EVP_EncryptUpdate(ctx, nullptr, &n, aad, int(aad_size)) == 1 &&
               EVP_EncryptUpdate(ctx, p, &n, p, int(body)) == 1 &&
               EVP_EncryptFinal_ex(ctx, p + body, &n) == 1 &&
-              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kGcmTagSize, p + body) == 1;
+              EVP_CIPHER_CTX_get_params(ctx, tag) == 1;
     if (!ok) fail(Errc::internal, "AES-256-GCM seal failed");
   } else {
     hmac_tag(key, name, raw, kHeaderSize + body, raw + kHeaderSize + body);
@@ -225,9 +230,12 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
     const size_t aad_size = associated_data(raw, name, aad, sizeof aad);
     EVP_CIPHER_CTX* ctx = cipher_cache.open(*key);
     int n = 0;
-    bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, raw + kHeaderSize) == 1 &&
+    OSSL_PARAM tag[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, p + body, kGcmTagSize),
+        OSSL_PARAM_construct_end()};
+    bool ok = EVP_DecryptInit_ex2(ctx, nullptr, nullptr, raw + kHeaderSize, nullptr) == 1 &&
               EVP_DecryptUpdate(ctx, nullptr, &n, aad, int(aad_size)) == 1 &&
-              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kGcmTagSize, p + body) == 1 &&
+              EVP_CIPHER_CTX_set_params(ctx, tag) == 1 &&
               EVP_DecryptUpdate(ctx, p, &n, p, int(body)) == 1 &&
               EVP_DecryptFinal_ex(ctx, p + body, &n) == 1;  // constant-time tag check
     if (!ok) return SESS_STATUS_TAMPERED;

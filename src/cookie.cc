@@ -109,6 +109,7 @@ void validate_cookie_name(std::string_view name) {
 void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& o,
                       int64_t now, std::string* out) {
   const bool remove = o.max_age < 0;
+  out->reserve(out->size() + name.size() + value.size() + o.path.size() + o.domain.size() + 128);
   out->append(name).append("=");
   if (!remove) out->append(value);
   out->append("; Path=").append(o.path);

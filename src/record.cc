@@ -135,56 +135,69 @@ void put_value(std::string* out, const Value& v) {
 
 int64_t ValueTable::find_packed(std::string_view key) const {
   for (size_t i = 0; i < packed_.size(); ++i)
-    if (!packed_[i].shadowed && packed_[i].key == key) return int64_t(i);
+    if (!packed_[i].gone && packed_[i].key == key) return int64_t(i);
   return -1;
 }
 
 const Value* ValueTable::find(std::string_view key) const {
-  auto it = decoded_.find(key);
-  if (it != decoded_.end()) return &it->second;
+  auto it = set_.find(key);
+  if (it != set_.end()) return &it->second;
   int64_t i = find_packed(key);
   if (i < 0) return nullptr;
-  Value value;
-  if (!unpack_bytes(packed_[size_t(i)].value, &value))
-    fail(Errc::internal, "the stored value of '" + std::string(key) + "' does not unpack");
-  packed_[size_t(i)].shadowed = true;  // decoded_ holds it from now on
-  return &decoded_.emplace(std::string(key), std::move(value)).first->second;
+  const Packed& p = packed_[size_t(i)];
+  if (!p.cache) {
+    Value value;
+    if (!unpack_bytes(p.value, &value))
+      fail(Errc::internal, "the stored value of '" + std::string(key) + "' does not unpack");
+    p.cache = std::move(value);
+  }
+  return &*p.cache;
 }
 
 void ValueTable::set(std::string_view key, Value value) {
-  auto it = decoded_.find(key);
-  if (it != decoded_.end()) {
+  auto it = set_.find(key);
+  if (it != set_.end()) {
     it->second = std::move(value);
     return;
   }
   int64_t i = find_packed(key);
-  if (i >= 0) packed_[size_t(i)].shadowed = true;
-  decoded_.emplace(std::string(key), std::move(value));
+  if (i >= 0) packed_[size_t(i)].gone = true;
+  set_.emplace(std::string(key), std::move(value));
 }
 
 bool ValueTable::erase(std::string_view key) {
   int64_t i = find_packed(key);
-  if (i >= 0) packed_[size_t(i)].shadowed = true;
-  auto it = decoded_.find(key);
-  bool in_decoded = it != decoded_.end();
-  if (in_decoded) decoded_.erase(it);
-  return i >= 0 || in_decoded;
+  if (i >= 0) packed_[size_t(i)].gone = true;
+  auto it = set_.find(key);
+  bool in_set = it != set_.end();
+  if (in_set) set_.erase(it);
+  return i >= 0 || in_set;
 }
 
 void ValueTable::clear() {
-  decoded_.clear();
+  set_.clear();
   packed_.clear();
 }
 
 size_t ValueTable::size() const {
-  return decoded_.size() +
-         size_t(std::count_if(packed_.begin(), packed_.end(), [](const Packed& p) { return !p.shadowed; }));
+  return set_.size() +
+         size_t(std::count_if(packed_.begin(), packed_.end(), [](const Packed& p) { return !p.gone; }));
 }
 
-const Map& ValueTable::decode_all() const {
+std::vector<std::string> ValueTable::keys() const {
+  std::vector<std::string> out;
+  out.reserve(size());
+  for (const auto& [key, value] : set_) out.push_back(key);
   for (const Packed& p : packed_)
-    if (!p.shadowed) find(p.key);
-  return decoded_;
+    if (!p.gone) out.emplace_back(p.key);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Map ValueTable::decode_all() const {
+  Map out;
+  for (const auto& key : keys()) out.emplace(key, *find(key));
+  return out;
 }
 
 // ---- Records ----------------------------------------------------------------
@@ -206,13 +219,13 @@ void encode_record(const SessionRecord& r, std::string* out) {
   put_i64(out, r.last_seen);
   put_i64(out, r.max_age ? *r.max_age : kNoMaxAge);
   put_u32(out, uint32_t(r.values.size()));
-  for (const auto& [key, value] : r.values.decoded_) {
+  for (const auto& [key, value] : r.values.set_) {
     out->push_back(char(key.size()));
     out->append(key);
     put_value(out, value);
   }
   for (const auto& p : r.values.packed_) {
-    if (p.shadowed) continue;
+    if (p.gone) continue;
     out->push_back(char(p.key.size()));
     out->append(p.key);
     put_u32(out, uint32_t(p.value.size()));
@@ -254,7 +267,7 @@ bool decode_record(std::string_view data, SessionRecord* out) {
     if (!in.u8(&key_len) || key_len == 0 || !in.bytes(key_len, &key) || !is_valid_utf8(key) ||
         !in.u32(&value_len) || value_len == 0 || !in.bytes(value_len, &value))
       return false;
-    packed.push_back({key, value, false});
+    packed.push_back({key, value, false, std::nullopt});
   }
   if (has_repeated_key(packed)) return false;
   std::string_view flashes;
@@ -264,7 +277,7 @@ bool decode_record(std::string_view data, SessionRecord* out) {
   out->created = created;
   out->last_seen = last_seen;
   out->max_age = max_age == kNoMaxAge ? std::nullopt : std::optional<int64_t>(max_age);
-  out->values.decoded_.clear();
+  out->values.set_.clear();
   out->values.packed_ = std::move(packed);
   out->bytes_ = std::move(bytes);
   out->flashes_.clear();

@@ -34,7 +34,8 @@ class ValueTable {
   void clear();
   size_t size() const;
   bool empty() const { return size() == 0; }
-  const Map& decode_all() const;  // every value, decoded (key order)
+  Map decode_all() const;  // a copy of every value (tests, JSON dumps)
+  std::vector<std::string> keys() const;  // in byte order
 
  private:
   friend bool decode_record(std::string_view, struct SessionRecord*);
@@ -43,15 +44,16 @@ class ValueTable {
  public:
   struct Packed {
     std::string_view key;
-    std::string_view value;  // one MessagePack object
-    bool shadowed;           // decoded, replaced or erased since loading
+    std::string_view value;  // one MessagePack object, as loaded
+    bool gone = false;       // replaced (see set_) or erased since loading
+    mutable std::optional<Value> cache;  // the value, once read
   };
 
  private:
   int64_t find_packed(std::string_view key) const;
 
-  mutable Map decoded_;             // values read or set
-  mutable std::vector<Packed> packed_;  // the values as loaded (views into the record)
+  Map set_;  // values set since loading
+  std::vector<Packed> packed_;  // the values as loaded (views into the record)
 };
 
 struct SessionRecord {

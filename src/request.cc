@@ -25,11 +25,11 @@ Errc Request::finish(std::string* message) {
   }
   finished_ = true;
   Errc first = Errc::ok;
-  std::string line;
   for (auto& s : sessions_) {
     try {
+      std::string line;
       s->save(&line);
-      if (!line.empty()) set_cookies_.push_back(line);
+      if (!line.empty()) set_cookies_.push_back(std::move(line));
     } catch (const Error& e) {
       if (first == Errc::ok) { first = e.code(); *message = e.what(); }
     } catch (const std::bad_alloc&) {

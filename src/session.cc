@@ -217,10 +217,9 @@ void Session::clear() {
   changed();
 }
 
-const std::vector<const std::string*>& Session::keys() const {
+const std::vector<std::string>& Session::keys() const {
   if (keys_stale_) {
-    keys_.clear();
-    for (const auto& [key, value] : record_.values.decode_all()) keys_.push_back(&key);
+    keys_ = record_.values.keys();
     keys_stale_ = false;
   }
   return keys_;

@@ -44,8 +44,8 @@ class Session {
   void erase(std::string_view key);
   void clear();
   size_t count() const { return record_.values.size(); }
-  // Keys in byte order; the view is rebuilt after changes.
-  const std::vector<const std::string*>& keys() const;
+  // Keys in byte order; the list is rebuilt after changes.
+  const std::vector<std::string>& keys() const;
 
   void add_flash(std::string_view kind, Value value);
   Array take_flashes(std::string_view kind);  // returns and removes
@@ -78,7 +78,7 @@ class Session {
   bool destroyed_ = false;
   bool finished_ = false;
   mutable bool keys_stale_ = true;
-  mutable std::vector<const std::string*> keys_;
+  mutable std::vector<std::string> keys_;
 };
 
 }  // namespace sessions
