@@ -9,7 +9,7 @@
 //
 // Figures are medians of repeated trials. --quick runs a few iterations only
 // (the test suite uses it to check the benchmark still works); --profile N
-// runs N cookie cycles and nothing else, for callgrind or perf.
+// URI N runs N cycles on that store and nothing else, for callgrind or perf.
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -185,11 +185,11 @@ double memory_throughput(sess_store* store, int threads, double seconds, int tri
 
 int main(int argc, char** argv) {
   bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
-  if (argc > 2 && std::strcmp(argv[1], "--profile") == 0) {
-    sess_store* store = open_store("cookie:");
+  if (argc > 3 && std::strcmp(argv[1], "--profile") == 0) {
+    sess_store* store = open_store(argv[2]);
     size_t record_bytes = 0;
     std::string header = make_session(store, &record_bytes);
-    for (long i = 0, n = std::atol(argv[2]); i < n; ++i) cycle(store, header, i);
+    for (long i = 0, n = std::atol(argv[3]); i < n; ++i) cycle(store, header, i);
     sess_store_close(store);
     return 0;
   }

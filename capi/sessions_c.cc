@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include <openssl/crypto.h>
@@ -57,6 +58,11 @@ int guard(Body&& body) noexcept {
     return set_error(Errc::internal, "unknown exception");
   }
 }
+
+// One finished request shell per thread, reused by the next
+// sess_request_begin on that thread: its buffers keep their capacity, while
+// every session and Set-Cookie value of the old request is gone.
+thread_local std::unique_ptr<sess_request> spare_request;
 
 sessions::Session* unwrap(sess_session* s) { return reinterpret_cast<sessions::Session*>(s); }
 const sessions::Session* unwrap(const sess_session* s) {
@@ -217,7 +223,13 @@ int sess_request_begin(const char* cookie_header, size_t len, sess_request** out
   return guard([&]() -> int {
     require(out, "output pointer");
     *out = nullptr;
-    *out = new sess_request(bytes_arg(cookie_header, len, "cookie_header"));
+    std::string_view header = bytes_arg(cookie_header, len, "cookie_header");
+    if (spare_request) {
+      spare_request->rep.reset(header);  // throws before taking it for a bad header
+      *out = spare_request.release();
+    } else {
+      *out = new sess_request(header);
+    }
     return SESS_OK;
   });
 }
@@ -257,7 +269,12 @@ const char* sess_request_set_cookie(const sess_request* req, size_t i, size_t* l
   return line.c_str();
 }
 
-void sess_request_free(sess_request* req) { delete req; }
+void sess_request_free(sess_request* req) {
+  if (!req) return;
+  req->rep.reset("");  // ends the sessions (and their store references) now
+  if (!spare_request) spare_request.reset(req);
+  else delete req;
+}
 
 // ---- Session metadata ------------------------------------------------------
 

@@ -131,7 +131,7 @@ void build_set_cookie(std::string_view name, std::string_view value, const Cooki
   if (o.partitioned) out->append("; Partitioned");
 }
 
-CookieJar::CookieJar(std::string_view header) {
+void CookieJar::reset(std::string_view header) {
   if (header.size() > SESS_MAX_COOKIE_HEADER)
     fail(Errc::header_too_large, "Cookie header of " + std::to_string(header.size()) +
                                      " bytes exceeds the limit of 65536");

@@ -56,7 +56,9 @@ class CookieJar {
   };
 
   // Throws Errc::header_too_large over SESS_MAX_COOKIE_HEADER bytes.
-  explicit CookieJar(std::string_view header);
+  explicit CookieJar(std::string_view header) { reset(header); }
+  // Takes a new header, reusing the buffer.
+  void reset(std::string_view header);
   CookieJar(const CookieJar&) = delete;
   CookieJar& operator=(const CookieJar&) = delete;
 

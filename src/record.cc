@@ -18,12 +18,6 @@ void put_u32(std::string* out, uint32_t v) {
   char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
   out->append(b, 4);
 }
-void put_i64(std::string* out, int64_t v) {
-  auto u = uint64_t(v);
-  char b[8];
-  for (int i = 7; i >= 0; --i, u >>= 8) b[i] = char(u);
-  out->append(b, 8);
-}
 
 // Bounds-checked reading of the frame.
 class Reader {
@@ -42,6 +36,7 @@ class Reader {
       *v = int64_t(u);
     });
   }
+  const char* position() const { return rest_.data(); }
   bool bytes(size_t n, std::string_view* v) {
     if (rest_.size() < n) return false;
     *v = rest_.substr(0, n);
@@ -213,24 +208,22 @@ Map& SessionRecord::flashes() {
 }
 
 void encode_record(const SessionRecord& r, std::string* out) {
-  out->clear();
-  out->push_back(char(kRecordVersion));
-  put_i64(out, r.created);
-  put_i64(out, r.last_seen);
-  put_i64(out, r.max_age ? *r.max_age : kNoMaxAge);
-  put_u32(out, uint32_t(r.values.size()));
+  // The fixed header in one write: version, three i64 and the value count.
+  unsigned char header[29];
+  header[0] = kRecordVersion;
+  const int64_t fields[3] = {r.created, r.last_seen, r.max_age ? *r.max_age : kNoMaxAge};
+  for (int f = 0; f < 3; ++f)
+    for (int i = 0; i < 8; ++i) header[1 + 8 * f + i] = uint8_t(uint64_t(fields[f]) >> (56 - 8 * i));
+  const auto count = uint32_t(r.values.size());
+  for (int i = 0; i < 4; ++i) header[25 + i] = uint8_t(count >> (24 - 8 * i));
+  out->assign(reinterpret_cast<const char*>(header), sizeof header);
   for (const auto& [key, value] : r.values.set_) {
     out->push_back(char(key.size()));
     out->append(key);
     put_value(out, value);
   }
-  for (const auto& p : r.values.packed_) {
-    if (p.gone) continue;
-    out->push_back(char(p.key.size()));
-    out->append(p.key);
-    put_u32(out, uint32_t(p.value.size()));
-    out->append(p.value);
-  }
+  for (const auto& p : r.values.packed_)
+    if (!p.gone) out->append(p.entry);
   if (r.flashes_decoded_) {
     size_t at = out->size();
     put_u32(out, 0);
@@ -249,7 +242,7 @@ void encode_record(const SessionRecord& r, std::string* out) {
 }
 
 bool decode_record(std::string_view data, SessionRecord* out) {
-  auto bytes = std::make_unique<char[]>(data.size());
+  std::unique_ptr<char[]> bytes(new char[data.size()]);  // no zero-fill: copied over
   if (!data.empty()) std::memcpy(bytes.get(), data.data(), data.size());
   Reader in(std::string_view(bytes.get(), data.size()));
   uint8_t version = 0;
@@ -261,13 +254,15 @@ bool decode_record(std::string_view data, SessionRecord* out) {
   std::vector<ValueTable::Packed> packed;
   packed.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {
+    const char* start = in.position();
     uint8_t key_len = 0;
     uint32_t value_len = 0;
     std::string_view key, value;
     if (!in.u8(&key_len) || key_len == 0 || !in.bytes(key_len, &key) || !is_valid_utf8(key) ||
         !in.u32(&value_len) || value_len == 0 || !in.bytes(value_len, &value))
       return false;
-    packed.push_back({key, value, false, std::nullopt});
+    packed.push_back({key, value, std::string_view(start, size_t(value.data() + value.size() - start)), false,
+                      std::nullopt});
   }
   if (has_repeated_key(packed)) return false;
   std::string_view flashes;

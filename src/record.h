@@ -45,6 +45,7 @@ class ValueTable {
   struct Packed {
     std::string_view key;
     std::string_view value;  // one MessagePack object, as loaded
+    std::string_view entry;  // the whole entry as framed: saved back verbatim
     bool gone = false;       // replaced (see set_) or erased since loading
     mutable std::optional<Value> cache;  // the value, once read
   };

@@ -2,6 +2,13 @@
 
 namespace sessions {
 
+void Request::reset(std::string_view cookie_header) {
+  sessions_.clear();
+  set_cookies_.clear();
+  finished_ = false;
+  jar_.reset(cookie_header);
+}
+
 Session& Request::session(const std::shared_ptr<Store>& store, std::string_view name) {
   if (finished_) fail(Errc::state, "the request has finished");
   for (auto& s : sessions_) {

@@ -18,6 +18,10 @@ class Request {
  public:
   explicit Request(std::string_view cookie_header) : jar_(cookie_header) {}
 
+  // Starts over with another header, keeping only the buffers' capacity: the
+  // sessions and Set-Cookie values of the previous request are destroyed.
+  void reset(std::string_view cookie_header);
+
   // The session stored under cookie `name`, loaded on first use. Throws
   // Errc::bad_option for a name that is not a cookie token,
   // Errc::invalid_argument for a name already used with another store,
