@@ -73,11 +73,15 @@ bool has_repeated_key(const std::vector<ValueTable::Packed>& packed) {
 // Unpacks exactly one MessagePack object. The tree lives in a per-thread
 // zone until the next call on this thread.
 bool unpack_object(std::string_view bytes, msgpack_object* object) {
-  thread_local msgpack_zone* zone = msgpack_zone_new(2048);
+  struct ZoneFree {
+    void operator()(msgpack_zone* z) const { msgpack_zone_free(z); }
+  };
+  thread_local std::unique_ptr<msgpack_zone, ZoneFree> zone(msgpack_zone_new(2048));
   if (!zone) return false;
-  msgpack_zone_clear(zone);
+  msgpack_zone_clear(zone.get());
   size_t offset = 0;
-  return msgpack_unpack(bytes.data(), bytes.size(), &offset, zone, object) == MSGPACK_UNPACK_SUCCESS &&
+  return msgpack_unpack(bytes.data(), bytes.size(), &offset, zone.get(), object) ==
+             MSGPACK_UNPACK_SUCCESS &&
          offset == bytes.size();
 }
 
