@@ -259,12 +259,12 @@ int sess_request_finish(sess_request* req) {
 }
 
 size_t sess_request_set_cookie_count(const sess_request* req) {
-  return req ? req->rep.set_cookies().size() : 0;
+  return req ? req->rep.set_cookie_count() : 0;
 }
 
 const char* sess_request_set_cookie(const sess_request* req, size_t i, size_t* len) {
-  if (!req || i >= req->rep.set_cookies().size()) return nullptr;
-  const std::string& line = req->rep.set_cookies()[i];
+  if (!req || i >= req->rep.set_cookie_count()) return nullptr;
+  const std::string& line = req->rep.set_cookie(i);
   if (len) *len = line.size();
   return line.c_str();
 }

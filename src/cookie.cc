@@ -1,7 +1,10 @@
 #include "cookie.h"
 
+#include <array>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "error.h"
@@ -13,11 +16,14 @@ namespace {
 
 bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
-bool is_token_char(unsigned char c) {
-  if (is_ctl(c) || c >= 0x80) return false;
-  static constexpr std::string_view kSeparators = "()<>@,;:\\\"/[]?={} \t";
-  return kSeparators.find(char(c)) == std::string_view::npos;
+// RFC 2616 token characters: visible ASCII except separators.
+constexpr std::array<bool, 256> make_token_table() {
+  std::array<bool, 256> table{};
+  for (int c = 0x21; c < 0x7f; ++c) table[size_t(c)] = true;
+  for (char c : std::string_view("()<>@,;:\\\"/[]?={}")) table[static_cast<unsigned char>(c)] = false;
+  return table;
 }
+constexpr auto kTokenChar = make_token_table();
 
 // Path is any CHAR except CTLs or ';' (RFC 6265 section 4.1.1).
 void validate_path(std::string_view path) {
@@ -42,7 +48,7 @@ std::string_view trim(std::string_view s) {
 
 // IMF-fixdate (RFC 7231), e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Formatting
 // costs more than the rest of a Set-Cookie line, so the last one is kept.
-void append_http_date(int64_t t, std::string* out) {
+std::string_view http_date(int64_t t) {
   thread_local int64_t cached_time = -1;
   thread_local char cached[32];
   if (t != cached_time) {
@@ -57,7 +63,7 @@ void append_http_date(int64_t t, std::string* out) {
                   tm.tm_sec);
     cached_time = t;
   }
-  out->append(cached);
+  return cached;
 }
 
 }  // namespace
@@ -101,34 +107,58 @@ void validate_cookie_name(std::string_view name) {
   if (name.empty() || name.size() > 256)
     fail(Errc::bad_option, "cookie name must be 1 to 256 characters");
   for (unsigned char c : name)
-    if (!is_token_char(c))
+    if (!kTokenChar[c])
       fail(Errc::bad_option, "cookie name '" + std::string(name) +
                                  "' may hold only RFC 6265 token characters");
 }
 
 void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& o,
                       int64_t now, std::string* out) {
+  // The pieces first, then one resize and one copy each: this runs on every
+  // response that carries a session.
+  std::string_view pieces[16];
+  size_t n = 0, total = 0;
+  auto add = [&](std::string_view piece) {
+    pieces[n++] = piece;
+    total += piece.size();
+  };
   const bool remove = o.max_age < 0;
-  out->reserve(out->size() + name.size() + value.size() + o.path.size() + o.domain.size() + 128);
-  out->append(name).append("=");
-  if (!remove) out->append(value);
-  out->append("; Path=").append(o.path);
-  if (!o.domain.empty()) out->append("; Domain=").append(o.domain);
-  if (remove) {
-    out->append("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
-  } else if (o.max_age > 0) {
-    out->append("; Max-Age=").append(std::to_string(o.max_age)).append("; Expires=");
-    append_http_date(now + o.max_age, out);
+  char max_age[24];
+  add(name);
+  add("=");
+  if (!remove) add(value);
+  add("; Path=");
+  add(o.path);
+  if (!o.domain.empty()) {
+    add("; Domain=");
+    add(o.domain);
   }
-  if (o.secure) out->append("; Secure");
-  if (o.http_only) out->append("; HttpOnly");
+  if (remove) {
+    add("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+  } else if (o.max_age > 0) {
+    add("; Max-Age=");
+    auto [end, ec] = std::to_chars(max_age, max_age + sizeof max_age, o.max_age);
+    (void)ec;  // 24 characters hold any int64
+    add(std::string_view(max_age, size_t(end - max_age)));
+    add("; Expires=");
+    add(http_date(now + o.max_age));
+  }
+  if (o.secure) add("; Secure");
+  if (o.http_only) add("; HttpOnly");
   switch (o.same_site) {
-    case SameSite::lax: out->append("; SameSite=Lax"); break;
-    case SameSite::strict: out->append("; SameSite=Strict"); break;
-    case SameSite::none: out->append("; SameSite=None"); break;
+    case SameSite::lax: add("; SameSite=Lax"); break;
+    case SameSite::strict: add("; SameSite=Strict"); break;
+    case SameSite::none: add("; SameSite=None"); break;
     case SameSite::unset: break;
   }
-  if (o.partitioned) out->append("; Partitioned");
+  if (o.partitioned) add("; Partitioned");
+  size_t at = out->size();
+  out->resize(at + total);
+  char* p = out->data() + at;
+  for (size_t i = 0; i < n; ++i) {
+    std::memcpy(p, pieces[i].data(), pieces[i].size());
+    p += pieces[i].size();
+  }
 }
 
 void CookieJar::reset(std::string_view header) {

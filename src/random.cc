@@ -46,8 +46,7 @@ void random_bytes(void* out, size_t len) {
       refill();
     size_t n = std::min(len, sizeof(buffer.bytes) - buffer.used);
     std::memcpy(dst, buffer.bytes + buffer.used, n);
-    OPENSSL_cleanse(buffer.bytes + buffer.used, n);  // never handed out twice
-    buffer.used += n;
+    buffer.used += n;  // each byte is handed out once
     dst += n;
     len -= n;
   }

@@ -4,7 +4,8 @@ namespace sessions {
 
 void Request::reset(std::string_view cookie_header) {
   sessions_.clear();
-  set_cookies_.clear();
+  for (size_t i = 0; i < set_cookie_count_; ++i) set_cookies_[i].clear();
+  set_cookie_count_ = 0;
   finished_ = false;
   jar_.reset(cookie_header);
 }
@@ -34,9 +35,10 @@ Errc Request::finish(std::string* message) {
   Errc first = Errc::ok;
   for (auto& s : sessions_) {
     try {
-      std::string line;
+      if (set_cookie_count_ == set_cookies_.size()) set_cookies_.emplace_back();
+      std::string& line = set_cookies_[set_cookie_count_];
       s->save(&line);
-      if (!line.empty()) set_cookies_.push_back(std::move(line));
+      if (!line.empty()) ++set_cookie_count_;
     } catch (const Error& e) {
       if (first == Errc::ok) { first = e.code(); *message = e.what(); }
     } catch (const std::bad_alloc&) {

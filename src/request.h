@@ -32,12 +32,16 @@ class Request {
   // *message) while still saving the others.
   Errc finish(std::string* message);
   bool finished() const { return finished_; }
-  const std::vector<std::string>& set_cookies() const { return set_cookies_; }
+  size_t set_cookie_count() const { return set_cookie_count_; }
+  const std::string& set_cookie(size_t i) const { return set_cookies_[i]; }
 
  private:
   CookieJar jar_;
   std::vector<std::unique_ptr<Session>> sessions_;
+  // The first set_cookie_count_ are this request's; the rest are buffers kept
+  // from an earlier request for their capacity.
   std::vector<std::string> set_cookies_;
+  size_t set_cookie_count_ = 0;
   bool finished_ = false;
 };
 

@@ -40,7 +40,8 @@ struct Browser {
     handler(r);
     std::string message;
     Errc rc = r.finish(&message);
-    last_set_cookies = r.set_cookies();
+    last_set_cookies.clear();
+    for (size_t i = 0; i < r.set_cookie_count(); ++i) last_set_cookies.push_back(r.set_cookie(i));
     for (const auto& line : last_set_cookies) keep(line);
     return rc;
   }
