@@ -201,6 +201,16 @@ Map ValueTable::decode_all() const {
 
 // ---- Records ----------------------------------------------------------------
 
+void SessionRecord::reset() {
+  created = last_seen = 0;
+  max_age.reset();
+  values.clear();
+  bytes_.clear();
+  packed_flashes_ = std::string_view();
+  flashes_.clear();
+  flashes_decoded_ = true;
+}
+
 Map& SessionRecord::flashes() {
   if (!flashes_decoded_) {
     flashes_.clear();
@@ -246,16 +256,26 @@ void encode_record(const SessionRecord& r, std::string* out) {
 }
 
 bool decode_record(std::string_view data, SessionRecord* out) {
-  std::unique_ptr<char[]> bytes(new char[data.size()]);  // no zero-fill: copied over
-  if (!data.empty()) std::memcpy(bytes.get(), data.data(), data.size());
-  Reader in(std::string_view(bytes.get(), data.size()));
+  out->reset();
+  // Reserving past the small-string size keeps the bytes on the heap, where
+  // the views into them survive a move of the record.
+  out->bytes_.reserve(std::max<size_t>(data.size(), 64));
+  out->bytes_.assign(data);
+  bool ok = decode_frame(out);
+  if (!ok) out->reset();
+  return ok;
+}
+
+bool decode_frame(SessionRecord* out) {
+  const std::string_view data = out->bytes_;
+  Reader in(data);
   uint8_t version = 0;
   int64_t created = 0, last_seen = 0, max_age = 0;
   uint32_t count = 0, flash_len = 0;
   if (!in.u8(&version) || version != kRecordVersion || !in.i64(&created) || !in.i64(&last_seen) ||
       !in.i64(&max_age) || !in.u32(&count) || count > data.size() / 6)
     return false;
-  std::vector<ValueTable::Packed> packed;
+  std::vector<ValueTable::Packed>& packed = out->values.packed_;
   packed.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {
     const char* start = in.position();
@@ -265,8 +285,8 @@ bool decode_record(std::string_view data, SessionRecord* out) {
     if (!in.u8(&key_len) || key_len == 0 || !in.bytes(key_len, &key) || !is_valid_utf8(key) ||
         !in.u32(&value_len) || value_len == 0 || !in.bytes(value_len, &value))
       return false;
-    packed.push_back({key, value, std::string_view(start, size_t(value.data() + value.size() - start)), false,
-                      std::nullopt});
+    const std::string_view entry(start, size_t(value.data() + value.size() - start));
+    packed.push_back({key, value, entry, false, std::nullopt});
   }
   if (has_repeated_key(packed)) return false;
   std::string_view flashes;
@@ -276,10 +296,6 @@ bool decode_record(std::string_view data, SessionRecord* out) {
   out->created = created;
   out->last_seen = last_seen;
   out->max_age = max_age == kNoMaxAge ? std::nullopt : std::optional<int64_t>(max_age);
-  out->values.set_.clear();
-  out->values.packed_ = std::move(packed);
-  out->bytes_ = std::move(bytes);
-  out->flashes_.clear();
   out->packed_flashes_ = flashes;
   // An empty flash map (0x80) is the common case: decode it for free.
   out->flashes_decoded_ = flashes.size() == 1 && static_cast<unsigned char>(flashes[0]) == 0x80;

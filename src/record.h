@@ -38,7 +38,7 @@ class ValueTable {
   std::vector<std::string> keys() const;  // in byte order
 
  private:
-  friend bool decode_record(std::string_view, struct SessionRecord*);
+  friend bool decode_frame(struct SessionRecord*);
   friend void encode_record(const struct SessionRecord&, std::string*);
 
  public:
@@ -71,6 +71,9 @@ struct SessionRecord {
   }
   bool flashes_decoded() const { return flashes_decoded_; }
 
+  // Back to a new, empty record; buffers keep their capacity.
+  void reset();
+
   SessionRecord() = default;
   SessionRecord(const SessionRecord&) = delete;
   SessionRecord& operator=(const SessionRecord&) = delete;
@@ -79,8 +82,9 @@ struct SessionRecord {
 
  private:
   friend bool decode_record(std::string_view, SessionRecord*);
+  friend bool decode_frame(SessionRecord*);
   friend void encode_record(const SessionRecord&, std::string*);
-  std::unique_ptr<char[]> bytes_;  // the loaded frame; packed views point here
+  std::string bytes_;  // the loaded frame; packed views point here (always on the heap)
   std::string_view packed_flashes_;
   Map flashes_;
   bool flashes_decoded_ = true;
@@ -91,5 +95,6 @@ void encode_record(const SessionRecord& record, std::string* out);
 // False for anything that is not a record this library wrote: bad version,
 // lengths that do not add up, keys that are empty, repeated or not UTF-8.
 bool decode_record(std::string_view data, SessionRecord* out);
+bool decode_frame(SessionRecord* out);  // decode_record's part after the copy
 
 }  // namespace sessions

@@ -3,7 +3,8 @@
 namespace sessions {
 
 void Request::reset(std::string_view cookie_header) {
-  sessions_.clear();
+  for (size_t i = 0; i < session_count_; ++i) sessions_[i]->release();
+  session_count_ = 0;
   for (size_t i = 0; i < set_cookie_count_; ++i) set_cookies_[i].clear();
   set_cookie_count_ = 0;
   finished_ = false;
@@ -12,7 +13,8 @@ void Request::reset(std::string_view cookie_header) {
 
 Session& Request::session(const std::shared_ptr<Store>& store, std::string_view name) {
   if (finished_) fail(Errc::state, "the request has finished");
-  for (auto& s : sessions_) {
+  for (size_t i = 0; i < session_count_; ++i) {
+    Session* s = sessions_[i].get();
     if (s->name() != name) continue;
     if (s->store() != store)
       fail(Errc::invalid_argument, "session '" + std::string(name) +
@@ -20,10 +22,17 @@ Session& Request::session(const std::shared_ptr<Store>& store, std::string_view 
     return *s;
   }
   validate_cookie_name(name);
-  auto session = std::make_unique<Session>(store, std::string(name));
-  session->load(jar_.find(name));
-  sessions_.push_back(std::move(session));
-  return *sessions_.back();
+  if (session_count_ == sessions_.size()) sessions_.push_back(std::make_unique<Session>());
+  Session& session = *sessions_[session_count_];
+  session.start(store, name);
+  try {
+    session.load(jar_.find(name));
+  } catch (...) {
+    session.release();
+    throw;
+  }
+  ++session_count_;
+  return session;
 }
 
 Errc Request::finish(std::string* message) {
@@ -33,7 +42,8 @@ Errc Request::finish(std::string* message) {
   }
   finished_ = true;
   Errc first = Errc::ok;
-  for (auto& s : sessions_) {
+  for (size_t i = 0; i < session_count_; ++i) {
+    Session* s = sessions_[i].get();
     try {
       if (set_cookie_count_ == set_cookies_.size()) set_cookies_.emplace_back();
       std::string& line = set_cookies_[set_cookie_count_];

@@ -37,7 +37,10 @@ class Request {
 
  private:
   CookieJar jar_;
+  // The first session_count_ are this request's; the rest are released
+  // Session objects kept from an earlier request for their buffers.
   std::vector<std::unique_ptr<Session>> sessions_;
+  size_t session_count_ = 0;
   // The first set_cookie_count_ are this request's; the rest are buffers kept
   // from an earlier request for their capacity.
   std::vector<std::string> set_cookies_;

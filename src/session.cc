@@ -38,8 +38,25 @@ void validate_strings(const Value& v, int depth = 0) {
 
 }  // namespace
 
-Session::Session(std::shared_ptr<Store> store, std::string name)
-    : store_(std::move(store)), name_(std::move(name)) {}
+void Session::start(std::shared_ptr<Store> store, std::string_view name) {
+  store_ = std::move(store);
+  name_.assign(name);
+}
+
+void Session::release() {
+  store_.reset();
+  name_.clear();
+  record_.reset();
+  status_ = SESS_STATUS_NEW;
+  loaded_last_seen_ = 0;
+  id_.clear();
+  id_text_.clear();
+  loaded_key_.clear();
+  cookie_override_.reset();
+  modified_ = regenerated_ = destroyed_ = finished_ = false;
+  keys_stale_ = true;
+  keys_.clear();
+}
 
 void Session::assign_id(std::string raw_id) {
   id_ = std::move(raw_id);
@@ -87,7 +104,7 @@ void Session::load(const CookieJar::Candidates& candidates) {
       return;
     }
     if (first_failure == SESS_STATUS_NEW) first_failure = status;
-    record_ = SessionRecord();
+    record_.reset();
     id_.clear();
     id_text_.clear();
     loaded_key_.clear();

@@ -17,7 +17,14 @@ class Session {
  public:
   static constexpr size_t kIdSize = 32;  // 256 bits from the CSPRNG
 
-  Session(std::shared_ptr<Store> store, std::string name);
+  Session() = default;
+  Session(std::shared_ptr<Store> store, std::string_view name) { start(std::move(store), name); }
+
+  // A request recycles its Session objects: start() begins a session of
+  // `name` in `store`; release() puts every field back to its initial state
+  // (dropping the store reference) and keeps only buffer capacity.
+  void start(std::shared_ptr<Store> store, std::string_view name);
+  void release();
 
   // Takes the first candidate cookie value that opens; otherwise starts a new
   // session whose status says why the first one did not. Throws

@@ -211,3 +211,44 @@ TEST_CASE("C: a store outlives its close while requests use it") {
   CHECK(sess_request_finish(req) == SESS_OK);
   sess_request_free(req);
 }
+
+TEST_CASE("C: a recycled request starts clean") {
+  // sess_request_free keeps the request (and its Session objects) for reuse
+  // on this thread; nothing of the old request may show in the next one.
+  sess_store* store = open_store("memory:");
+  sess_request* req = nullptr;
+  sess_session* s = nullptr;
+  REQUIRE(sess_request_begin("", 0, &req) == SESS_OK);
+  REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+  sess_set_str(s, "secret", "ann's data", 10);
+  sess_add_flash_str(s, nullptr, "hi", 2);
+  sess_session_set_option(s, "max_age", "90d");
+  sess_session_set_option(s, "path", "/private");
+  REQUIRE(sess_request_finish(req) == SESS_OK);
+  std::string first_id = sess_session_id(s);
+  CHECK(first_id.size() == 43);
+  sess_request_free(req);
+
+  for (const char* header : {"", "other=1"}) {
+    REQUIRE(sess_request_begin(header, std::strlen(header), &req) == SESS_OK);
+    CHECK(sess_request_set_cookie_count(req) == 0);
+    REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+    CHECK(sess_session_status(s) == SESS_STATUS_NEW);
+    CHECK(sess_session_is_modified(s) == 0);
+    CHECK(sess_count(s) == 0);
+    CHECK(std::string(sess_session_id(s)).empty());
+    char* flashes = nullptr;
+    REQUIRE(sess_flashes_json(s, nullptr, &flashes, nullptr) == SESS_OK);
+    CHECK(std::string(flashes) == "[]");
+    sess_free(flashes);
+    CHECK(sess_set_int(s, "n", 1) == SESS_OK);
+    REQUIRE(sess_request_finish(req) == SESS_OK);
+    REQUIRE(sess_request_set_cookie_count(req) == 1);
+    std::string line = sess_request_set_cookie(req, 0, nullptr);
+    CHECK(line.find("Max-Age=2592000") != std::string::npos);  // not the old 90d
+    CHECK(line.find("Path=/;") != std::string::npos);          // not the old path
+    CHECK(std::string(sess_session_id(s)) != first_id);
+    sess_request_free(req);
+  }
+  sess_store_close(store);
+}
