@@ -255,15 +255,23 @@ void encode_record(const SessionRecord& r, std::string* out) {
   }
 }
 
-bool decode_record(std::string_view data, SessionRecord* out) {
+std::string* load_buffer(SessionRecord* out) {
   out->reset();
   // Reserving past the small-string size keeps the bytes on the heap, where
   // the views into them survive a move of the record.
-  out->bytes_.reserve(std::max<size_t>(data.size(), 64));
-  out->bytes_.assign(data);
+  out->bytes_.reserve(64);
+  return &out->bytes_;
+}
+
+bool decode_loaded(SessionRecord* out) {
   bool ok = decode_frame(out);
   if (!ok) out->reset();
   return ok;
+}
+
+bool decode_record(std::string_view data, SessionRecord* out) {
+  load_buffer(out)->assign(data);
+  return decode_loaded(out);
 }
 
 bool decode_frame(SessionRecord* out) {

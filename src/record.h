@@ -83,6 +83,7 @@ struct SessionRecord {
  private:
   friend bool decode_record(std::string_view, SessionRecord*);
   friend bool decode_frame(SessionRecord*);
+  friend std::string* load_buffer(SessionRecord*);
   friend void encode_record(const SessionRecord&, std::string*);
   std::string bytes_;  // the loaded frame; packed views point here (always on the heap)
   std::string_view packed_flashes_;
@@ -92,6 +93,10 @@ struct SessionRecord {
 
 // Replaces *out with the record's bytes.
 void encode_record(const SessionRecord& record, std::string* out);
+// Loading without a copy: load_buffer() resets the record and returns the
+// buffer a backend reads the bytes into; decode_loaded() then decodes them.
+std::string* load_buffer(SessionRecord* out);
+bool decode_loaded(SessionRecord* out);
 // False for anything that is not a record this library wrote: bad version,
 // lengths that do not add up, keys that are empty, repeated or not UTF-8.
 bool decode_record(std::string_view data, SessionRecord* out);

@@ -58,14 +58,13 @@ void Session::release() {
   keys_.clear();
 }
 
-void Session::assign_id(std::string raw_id) {
-  id_ = std::move(raw_id);
+void Session::assign_id(std::string_view raw_id) {
+  id_.assign(raw_id);
   id_text_.clear();
   base64url_encode(id_, &id_text_);
 }
 
 int Session::open(std::string_view cookie_value, int64_t now) {
-  thread_local std::string data;
   std::string_view payload;
   const Store& store = *store_;
   int64_t sealed_at = 0;
@@ -75,9 +74,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     if (!decode_record(payload, &record_)) return SESS_STATUS_MALFORMED;
   } else {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
-    std::string raw_id(payload), key;
-    base64url_encode(raw_id, &key);
-    if (!store.backend()->load(key, now, &data)) {
+    assign_id(payload);  // the record's key is id_text_
+    if (!store.backend()->load(id_text_, now, load_buffer(&record_))) {
       // The cookie was sealed at the record's last save: if the record's TTL
       // has run out since, it expired; otherwise it was deleted or never was.
       const int64_t idle = store.settings().idle_timeout;
@@ -86,9 +84,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
                                                                    : SESS_STATUS_UNKNOWN_ID;
     }
     // A record we cannot read is left alone: the new session gets a new ID.
-    if (!decode_record(data, &record_)) return SESS_STATUS_MALFORMED;
-    assign_id(std::move(raw_id));
-    loaded_key_ = std::move(key);
+    if (!decode_loaded(&record_)) return SESS_STATUS_MALFORMED;
+    loaded_key_ = id_text_;
   }
   return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
 }
@@ -172,9 +169,9 @@ void Session::save(std::string* set_cookie) {
                                       " bytes encoded; max_data_bytes is " +
                                       std::to_string(store_->settings().max_data_bytes));
     if (id_.empty()) {
-      std::string raw(kIdSize, '\0');
-      random_bytes(raw.data(), raw.size());
-      assign_id(std::move(raw));
+      char raw[kIdSize];
+      random_bytes(raw, sizeof raw);
+      assign_id(std::string_view(raw, sizeof raw));
     }
     store_->codec().encode(name_, id_, now, options.max_age, &value);
   } else {
@@ -267,9 +264,9 @@ Array Session::take_flashes(std::string_view kind) {
 void Session::regenerate_id() {
   check_writable();
   if (store_->backend()) {
-    std::string raw(kIdSize, '\0');
-    random_bytes(raw.data(), raw.size());
-    assign_id(std::move(raw));
+    char raw[kIdSize];
+    random_bytes(raw, sizeof raw);
+    assign_id(std::string_view(raw, sizeof raw));
   }
   regenerated_ = true;
 }

@@ -69,7 +69,7 @@ class Session {
   bool timed_out(int64_t now) const;
   bool touch_due(int64_t now) const;
   int open(std::string_view cookie_value, int64_t now);
-  void assign_id(std::string raw_id);
+  void assign_id(std::string_view raw_id);
 
   std::shared_ptr<Store> store_;
   std::string name_;
