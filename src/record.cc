@@ -145,10 +145,10 @@ const Value* ValueTable::find(std::string_view key) const {
   if (i < 0) return nullptr;
   const Packed& p = packed_[size_t(i)];
   if (!p.cache) {
-    Value value;
-    if (!unpack_bytes(p.value, &value))
+    if (!unpack_bytes(p.value, &p.cache.emplace())) {
+      p.cache.reset();
       fail(Errc::internal, "the stored value of '" + std::string(key) + "' does not unpack");
-    p.cache = std::move(value);
+    }
   }
   return &*p.cache;
 }

@@ -161,22 +161,24 @@ void pack_value(msgpack_packer* pk, const Value& v) {
 bool unpack_value(const msgpack_object& o, Value* out, int depth) {
   if (depth > kMaxDepth) return false;
   switch (o.type) {
-    case MSGPACK_OBJECT_NIL: *out = Value(); return true;
-    case MSGPACK_OBJECT_BOOLEAN: *out = Value(o.via.boolean); return true;
+    case MSGPACK_OBJECT_NIL: out->emplace<std::monostate>(); return true;
+    case MSGPACK_OBJECT_BOOLEAN: out->emplace<bool>(o.via.boolean); return true;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
       if (o.via.u64 > uint64_t(std::numeric_limits<int64_t>::max())) return false;
-      *out = Value(int64_t(o.via.u64));
+      out->emplace<int64_t>(int64_t(o.via.u64));
       return true;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = Value(int64_t(o.via.i64)); return true;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: out->emplace<int64_t>(o.via.i64); return true;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: *out = Value(o.via.f64); return true;
+    case MSGPACK_OBJECT_FLOAT64: out->emplace<double>(o.via.f64); return true;
     case MSGPACK_OBJECT_STR: {
       std::string_view s(o.via.str.ptr, o.via.str.size);
       if (!is_valid_utf8(s)) return false;
-      *out = Value(std::string(s));
+      out->emplace<std::string>(s);
       return true;
     }
-    case MSGPACK_OBJECT_BIN: *out = Value(Bytes{std::string(o.via.bin.ptr, o.via.bin.size)}); return true;
+    case MSGPACK_OBJECT_BIN:
+      out->emplace<Bytes>(Bytes{std::string(o.via.bin.ptr, o.via.bin.size)});
+      return true;
     case MSGPACK_OBJECT_ARRAY: {
       Array a(o.via.array.size);
       for (uint32_t i = 0; i < o.via.array.size; ++i)

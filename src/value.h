@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -45,6 +46,9 @@ class Value {
   Value(Map m) : v_(std::move(m)) {}
 
   Type type() const { return static_cast<Type>(v_.index()); }
+  // Replaces the value in place (no temporary Value).
+  template <typename T, typename... Args>
+  T& emplace(Args&&... args) { return v_.emplace<T>(std::forward<Args>(args)...); }
   template <typename T>
   const T* get_if() const { return std::get_if<T>(&v_); }
   template <typename T>
