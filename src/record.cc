@@ -139,8 +139,7 @@ int64_t ValueTable::find_packed(std::string_view key) const {
 }
 
 const Value* ValueTable::find(std::string_view key) const {
-  auto it = set_.find(key);
-  if (it != set_.end()) return &it->second;
+  if (auto* entry = find_set(*this, key)) return &entry->second;
   int64_t i = find_packed(key);
   if (i < 0) return nullptr;
   const Packed& p = packed_[size_t(i)];
@@ -154,23 +153,21 @@ const Value* ValueTable::find(std::string_view key) const {
 }
 
 void ValueTable::set(std::string_view key, Value value) {
-  auto it = set_.find(key);
-  if (it != set_.end()) {
-    it->second = std::move(value);
+  if (auto* entry = find_set(*this, key)) {
+    entry->second = std::move(value);
     return;
   }
   int64_t i = find_packed(key);
   if (i >= 0) packed_[size_t(i)].gone = true;
-  set_.emplace(std::string(key), std::move(value));
+  set_.emplace_back(std::string(key), std::move(value));
 }
 
 bool ValueTable::erase(std::string_view key) {
   int64_t i = find_packed(key);
   if (i >= 0) packed_[size_t(i)].gone = true;
-  auto it = set_.find(key);
-  bool in_set = it != set_.end();
-  if (in_set) set_.erase(it);
-  return i >= 0 || in_set;
+  auto* entry = find_set(*this, key);
+  if (entry) set_.erase(set_.begin() + (entry - set_.data()));
+  return i >= 0 || entry;
 }
 
 void ValueTable::clear() {

@@ -53,7 +53,15 @@ class ValueTable {
  private:
   int64_t find_packed(std::string_view key) const;
 
-  Map set_;  // values set since loading
+  // Values set since loading: few per request, so a vector (whose capacity a
+  // recycled session keeps) beats a tree; keys() sorts when asked.
+  std::vector<std::pair<std::string, Value>> set_;
+  template <typename Self>
+  static auto find_set(Self& self, std::string_view key) -> decltype(&self.set_[0]) {
+    for (auto& entry : self.set_)
+      if (entry.first == key) return &entry;
+    return nullptr;
+  }
   std::vector<Packed> packed_;  // the values as loaded (views into the record)
 };
 
