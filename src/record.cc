@@ -184,8 +184,11 @@ std::vector<std::string> ValueTable::keys() const {
   std::vector<std::string> out;
   out.reserve(size());
   for (const auto& [key, value] : set_) out.push_back(key);
-  for (const Packed& p : packed_)
-    if (!p.gone) out.emplace_back(p.key);
+  for (const Packed& p : packed_) {
+    if (p.gone) continue;
+    if (!is_valid_utf8(p.key)) fail(Errc::internal, "a stored key is not UTF-8");
+    out.emplace_back(p.key);
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -287,8 +290,10 @@ bool decode_frame(SessionRecord* out) {
     uint8_t key_len = 0;
     uint32_t value_len = 0;
     std::string_view key, value;
-    if (!in.u8(&key_len) || key_len == 0 || !in.bytes(key_len, &key) || !is_valid_utf8(key) ||
-        !in.u32(&value_len) || value_len == 0 || !in.bytes(value_len, &value))
+    // Keys are checked for UTF-8 when listed (keys()), not on every load:
+    // lookups only compare bytes.
+    if (!in.u8(&key_len) || key_len == 0 || !in.bytes(key_len, &key) || !in.u32(&value_len) ||
+        value_len == 0 || !in.bytes(value_len, &value))
       return false;
     const std::string_view entry(start, size_t(value.data() + value.size() - start));
     packed.push_back({key, value, entry, false, std::nullopt});

@@ -106,7 +106,8 @@ void encode_record(const SessionRecord& record, std::string* out);
 std::string* load_buffer(SessionRecord* out);
 bool decode_loaded(SessionRecord* out);
 // False for anything that is not a record this library wrote: bad version,
-// lengths that do not add up, keys that are empty, repeated or not UTF-8.
+// lengths that do not add up, keys that are empty or repeated. (Keys are
+// checked for UTF-8 when listed, values when read.)
 bool decode_record(std::string_view data, SessionRecord* out);
 bool decode_frame(SessionRecord* out);  // decode_record's part after the copy
 

@@ -159,8 +159,8 @@ void Session::save(std::string* set_cookie) {
   if (!modified_ && !regenerated_ && !touch_due(now)) return;
 
   record_.last_seen = now;
-  // Per-thread buffers, reused by every save on this thread.
-  thread_local std::string data, value;
+  std::string& data = scratch_record_;
+  std::string& value = scratch_value_;
   encode_record(record_, &data);
   value.clear();
   if (backend) {

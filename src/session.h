@@ -84,6 +84,8 @@ class Session {
   bool regenerated_ = false;
   bool destroyed_ = false;
   bool finished_ = false;
+  // Buffers for save(), kept (with their capacity) when the session is recycled.
+  std::string scratch_record_, scratch_value_;
   mutable bool keys_stale_ = true;
   mutable std::vector<std::string> keys_;
 };

@@ -89,7 +89,8 @@ TEST_CASE("foreign and corrupt records are refused, never crash", "[hostile]") {
   CHECK_FALSE(decode_record(frame({{"k", "\x01"}}, 2), &out));              // unknown version
   CHECK_FALSE(decode_record(frame({{"k", "\x01"}, {"k", "\x02"}}), &out));  // repeated key
   CHECK_FALSE(decode_record(frame({{"", "\x01"}}), &out));                  // empty key
-  CHECK_FALSE(decode_record(frame({{"\xff", "\x01"}}), &out));              // key not UTF-8
+  REQUIRE(decode_record(frame({{"\xff", "\x01"}}), &out));  // key not UTF-8: refused when listed
+  CHECK_THROWS_AS(out.values.keys(), Error);
   CHECK_FALSE(decode_record(frame({{"k", ""}}), &out));                      // empty value
   std::string data = encode(sample_record());
   CHECK_FALSE(decode_record(data + "x", &out));  // trailing bytes
