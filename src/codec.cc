@@ -95,7 +95,13 @@ class CipherCache {
   unsigned next_victim_ = 0;
 };
 
-thread_local CipherCache cipher_cache;
+// Everything the codec keeps per thread, in one thread_local: in a shared
+// library each thread_local access is a call (__tls_get_addr).
+struct ThreadState {
+  CipherCache ciphers;
+  std::string raw;  // decoded cookie bytes; payload views point here
+};
+thread_local ThreadState thread_state;
 
 void hmac_tag(const CodecKey& key, std::string_view name, const unsigned char* data, size_t len,
               unsigned char* tag) {
@@ -187,7 +193,7 @@ void Codec::encode(std::string_view name, std::string_view payload, int64_t now,
     random_bytes(nonce, kNonceSize);
     unsigned char aad[kHeaderSize + 256];
     const size_t aad_size = associated_data(raw, name, aad, sizeof aad);
-    EVP_CIPHER_CTX* ctx = cipher_cache.seal(key);
+    EVP_CIPHER_CTX* ctx = thread_state.ciphers.seal(key);
     int n = 0;
     // The OpenSSL 3 calls (Init_ex2, tag as a param) skip a translation
     // layer that EVP_EncryptInit_ex and EVP_CIPHER_CTX_ctrl go through.
@@ -208,7 +214,8 @@ void Codec::encode(std::string_view name, std::string_view payload, int64_t now,
 
 int Codec::decode(std::string_view name, std::string_view value, int64_t now,
                   std::string_view* payload, int64_t* sealed_at) const {
-  thread_local std::string raw_buf;
+  ThreadState& state = thread_state;
+  std::string& raw_buf = state.raw;
   if (!base64url_decode(value, &raw_buf)) return SESS_STATUS_MALFORMED;
   auto* raw = reinterpret_cast<unsigned char*>(raw_buf.data());
   const size_t size = raw_buf.size();
@@ -228,7 +235,7 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
   if (aead) {
     unsigned char aad[kHeaderSize + 256];
     const size_t aad_size = associated_data(raw, name, aad, sizeof aad);
-    EVP_CIPHER_CTX* ctx = cipher_cache.open(*key);
+    EVP_CIPHER_CTX* ctx = state.ciphers.open(*key);
     int n = 0;
     OSSL_PARAM tag[] = {
         OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, p + body, kGcmTagSize),

@@ -49,8 +49,14 @@ std::string_view trim(std::string_view s) {
 // IMF-fixdate (RFC 7231), e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Formatting
 // costs more than the rest of a Set-Cookie line, so the last one is kept.
 std::string_view http_date(int64_t t) {
-  thread_local int64_t cached_time = -1;
-  thread_local char cached[32];
+  struct Cache {
+    int64_t time = -1;
+    char text[32];
+  };
+  thread_local Cache cache;
+  Cache& c = cache;
+  int64_t& cached_time = c.time;
+  char* cached = c.text;
   if (t != cached_time) {
     static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -58,7 +64,7 @@ std::string_view http_date(int64_t t) {
     time_t tt = time_t(t);
     struct tm tm {};
     gmtime_r(&tt, &tm);
-    std::snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday],
+    std::snprintf(cached, sizeof(c.text), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday],
                   tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
                   tm.tm_sec);
     cached_time = t;

@@ -70,30 +70,25 @@ bool has_repeated_key(const std::vector<ValueTable::Packed>& packed) {
   return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
 }
 
-// Unpacks exactly one MessagePack object. The tree lives in a per-thread
-// zone until the next call on this thread.
-bool unpack_object(std::string_view bytes, msgpack_object* object) {
-  struct ZoneFree {
-    void operator()(msgpack_zone* z) const { msgpack_zone_free(z); }
-  };
-  thread_local std::unique_ptr<msgpack_zone, ZoneFree> zone(msgpack_zone_new(2048));
-  if (!zone) return false;
-  msgpack_zone_clear(zone.get());
+// Unpacks exactly one MessagePack object into `zone` (cleared first).
+bool unpack_object(msgpack_zone* zone, std::string_view bytes, msgpack_object* object) {
+  msgpack_zone_clear(zone);
   size_t offset = 0;
-  return msgpack_unpack(bytes.data(), bytes.size(), &offset, zone.get(), object) ==
+  return msgpack_unpack(bytes.data(), bytes.size(), &offset, zone, object) ==
              MSGPACK_UNPACK_SUCCESS &&
          offset == bytes.size();
 }
 
-bool unpack_bytes(std::string_view bytes, Value* out) {
+bool unpack_bytes(msgpack_zone* zone, std::string_view bytes, Value* out) {
   msgpack_object object;
-  return unpack_object(bytes, &object) && unpack_value(object, out);
+  return unpack_object(zone, bytes, &object) && unpack_value(object, out);
 }
 
 // {kind: [value, ...]}, with each value's depth counted from itself.
 bool unpack_flashes(std::string_view bytes, Map* out) {
+  std::unique_ptr<msgpack_zone, ZoneFree> zone(msgpack_zone_new(2048));
   msgpack_object o;
-  if (!unpack_object(bytes, &o) || o.type != MSGPACK_OBJECT_MAP) return false;
+  if (!zone || !unpack_object(zone.get(), bytes, &o) || o.type != MSGPACK_OBJECT_MAP) return false;
   for (uint32_t i = 0; i < o.via.map.size; ++i) {
     const auto& kv = o.via.map.ptr[i];
     if (kv.key.type != MSGPACK_OBJECT_STR || kv.val.type != MSGPACK_OBJECT_ARRAY) return false;
@@ -132,6 +127,8 @@ void put_value(std::string* out, const Value& v) {
 
 // ---- ValueTable -------------------------------------------------------------
 
+void ZoneFree::operator()(msgpack_zone* z) const { msgpack_zone_free(z); }
+
 int64_t ValueTable::find_packed(std::string_view key) const {
   for (size_t i = 0; i < packed_.size(); ++i)
     if (!packed_[i].gone && packed_[i].key == key) return int64_t(i);
@@ -144,7 +141,9 @@ const Value* ValueTable::find(std::string_view key) const {
   if (i < 0) return nullptr;
   const Packed& p = packed_[size_t(i)];
   if (!p.cache) {
-    if (!unpack_bytes(p.value, &p.cache.emplace())) {
+    if (!zone_) zone_.reset(msgpack_zone_new(1024));
+    if (!zone_) throw std::bad_alloc();
+    if (!unpack_bytes(zone_.get(), p.value, &p.cache.emplace())) {
       p.cache.reset();
       fail(Errc::internal, "the stored value of '" + std::string(key) + "' does not unpack");
     }

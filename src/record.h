@@ -22,7 +22,13 @@
 
 #include "value.h"
 
+struct msgpack_zone;
+
 namespace sessions {
+
+struct ZoneFree {
+  void operator()(msgpack_zone* z) const;
+};
 
 class ValueTable {
  public:
@@ -63,6 +69,8 @@ class ValueTable {
     return nullptr;
   }
   std::vector<Packed> packed_;  // the values as loaded (views into the record)
+  // Scratch memory for unpacking one value at a time; created on first read.
+  mutable std::unique_ptr<msgpack_zone, ZoneFree> zone_;
 };
 
 struct SessionRecord {
