@@ -118,8 +118,12 @@ void validate_cookie_name(std::string_view name) {
                                  "' may hold only RFC 6265 token characters");
 }
 
-void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& o,
-                      int64_t now, std::string* out) {
+namespace {
+
+// Writes "name=value" (unless name is empty, for append_cookie_attributes)
+// and the attributes.
+void build_set_cookie_pieces(std::string_view name, std::string_view value, const CookieOptions& o,
+                             int64_t now, std::string* out) {
   // The pieces first, then one resize and one copy each: this runs on every
   // response that carries a session.
   std::string_view pieces[16];
@@ -130,9 +134,11 @@ void build_set_cookie(std::string_view name, std::string_view value, const Cooki
   };
   const bool remove = o.max_age < 0;
   char max_age[24];
-  add(name);
-  add("=");
-  if (!remove) add(value);
+  if (!name.empty()) {
+    add(name);
+    add("=");
+    if (!remove) add(value);
+  }
   add("; Path=");
   add(o.path);
   if (!o.domain.empty()) {
@@ -165,6 +171,18 @@ void build_set_cookie(std::string_view name, std::string_view value, const Cooki
     std::memcpy(p, pieces[i].data(), pieces[i].size());
     p += pieces[i].size();
   }
+}
+
+}  // namespace
+
+void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& o,
+                      int64_t now, std::string* out) {
+  if (name.empty()) fail(Errc::internal, "Set-Cookie without a cookie name");
+  build_set_cookie_pieces(name, value, o, now, out);
+}
+
+void append_cookie_attributes(const CookieOptions& options, int64_t now, std::string* out) {
+  build_set_cookie_pieces(std::string_view(), std::string_view(), options, now, out);
 }
 
 void CookieJar::reset(std::string_view header) {

@@ -38,6 +38,9 @@ void validate_cookie_name(std::string_view name);
 // the past.
 void build_set_cookie(std::string_view name, std::string_view value, const CookieOptions& options,
                       int64_t now, std::string* out);
+// The part after the value: "; Path=/; Max-Age=...". Lets a caller write the
+// value straight into *out first.
+void append_cookie_attributes(const CookieOptions& options, int64_t now, std::string* out);
 
 // The cookies of one Cookie: header. A request looks up one or two names,
 // so the header is scanned per lookup rather than split up front. Views point

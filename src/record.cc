@@ -294,8 +294,11 @@ bool decode_frame(SessionRecord* out) {
     if (!in.u8(&key_len) || key_len == 0 || !in.bytes(key_len, &key) || !in.u32(&value_len) ||
         value_len == 0 || !in.bytes(value_len, &value))
       return false;
-    const std::string_view entry(start, size_t(value.data() + value.size() - start));
-    packed.push_back({key, value, entry, false, std::nullopt});
+    // Filled in place: a braced temporary costs a store-forwarding stall here.
+    ValueTable::Packed& p = packed.emplace_back();
+    p.key = key;
+    p.value = value;
+    p.entry = std::string_view(start, size_t(value.data() + value.size() - start));
   }
   if (has_repeated_key(packed)) return false;
   std::string_view flashes;

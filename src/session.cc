@@ -160,9 +160,9 @@ void Session::save(std::string* set_cookie) {
 
   record_.last_seen = now;
   std::string& data = scratch_record_;
-  std::string& value = scratch_value_;
   encode_record(record_, &data);
-  value.clear();
+  // name=value is written straight into the Set-Cookie line, then the attributes.
+  set_cookie->assign(name_).push_back('=');
   if (backend) {
     if (data.size() > store_->settings().max_data_bytes)
       fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(data.size()) +
@@ -173,11 +173,11 @@ void Session::save(std::string* set_cookie) {
       random_bytes(raw, sizeof raw);
       assign_id(std::string_view(raw, sizeof raw));
     }
-    store_->codec().encode(name_, id_, now, options.max_age, &value);
+    store_->codec().encode(name_, id_, now, options.max_age, set_cookie);
   } else {
-    store_->codec().encode(name_, data, now, options.max_age, &value);
+    store_->codec().encode(name_, data, now, options.max_age, set_cookie);
   }
-  build_set_cookie(name_, value, options, now, set_cookie);
+  append_cookie_attributes(options, now, set_cookie);
   if (set_cookie->size() > SESS_MAX_SET_COOKIE) {
     size_t size = set_cookie->size();
     set_cookie->clear();
