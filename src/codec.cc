@@ -99,7 +99,6 @@ class CipherCache {
 // library each thread_local access is a call (__tls_get_addr).
 struct ThreadState {
   CipherCache ciphers;
-  std::string raw;  // decoded cookie bytes; payload views point here
 };
 thread_local ThreadState thread_state;
 
@@ -213,9 +212,8 @@ void Codec::encode(std::string_view name, std::string_view payload, int64_t now,
 }
 
 int Codec::decode(std::string_view name, std::string_view value, int64_t now,
-                  std::string_view* payload, int64_t* sealed_at) const {
-  ThreadState& state = thread_state;
-  std::string& raw_buf = state.raw;
+                  std::string* buffer, std::string_view* payload, int64_t* sealed_at) const {
+  std::string& raw_buf = *buffer;
   if (!base64url_decode(value, &raw_buf)) return SESS_STATUS_MALFORMED;
   auto* raw = reinterpret_cast<unsigned char*>(raw_buf.data());
   const size_t size = raw_buf.size();
@@ -235,7 +233,7 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
   if (aead) {
     unsigned char aad[kHeaderSize + 256];
     const size_t aad_size = associated_data(raw, name, aad, sizeof aad);
-    EVP_CIPHER_CTX* ctx = state.ciphers.open(*key);
+    EVP_CIPHER_CTX* ctx = thread_state.ciphers.open(*key);
     int n = 0;
     OSSL_PARAM tag[] = {
         OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, p + body, kGcmTagSize),

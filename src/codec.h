@@ -40,11 +40,11 @@ class Codec {
   void encode(std::string_view name, std::string_view payload, int64_t now, int64_t max_age,
               std::string* out) const;
 
-  // Returns a SESS_STATUS_* code; on SESS_STATUS_VALID *payload views the
-  // payload (in a per-thread buffer, valid until this thread's next decode)
-  // and *sealed_at holds the time it was sealed.
-  int decode(std::string_view name, std::string_view value, int64_t now, std::string_view* payload,
-             int64_t* sealed_at = nullptr) const;
+  // Opens `value` into *buffer (replaced). Returns a SESS_STATUS_* code; on
+  // SESS_STATUS_VALID *payload views the payload inside *buffer and
+  // *sealed_at holds the time it was sealed.
+  int decode(std::string_view name, std::string_view value, int64_t now, std::string* buffer,
+             std::string_view* payload, int64_t* sealed_at = nullptr) const;
 
   CodecMode mode() const { return mode_; }
 

@@ -262,19 +262,20 @@ std::string* load_buffer(SessionRecord* out) {
   return &out->bytes_;
 }
 
-bool decode_loaded(SessionRecord* out) {
-  bool ok = decode_frame(out);
+bool decode_loaded(SessionRecord* out, std::string_view frame) {
+  bool ok = decode_frame(out, frame);
   if (!ok) out->reset();
   return ok;
 }
+
+bool decode_loaded(SessionRecord* out) { return decode_loaded(out, out->bytes_); }
 
 bool decode_record(std::string_view data, SessionRecord* out) {
   load_buffer(out)->assign(data);
   return decode_loaded(out);
 }
 
-bool decode_frame(SessionRecord* out) {
-  const std::string_view data = out->bytes_;
+bool decode_frame(SessionRecord* out, std::string_view data) {
   Reader in(data);
   uint8_t version = 0;
   int64_t created = 0, last_seen = 0, max_age = 0;

@@ -68,10 +68,13 @@ int Session::open(std::string_view cookie_value, int64_t now) {
   std::string_view payload;
   const Store& store = *store_;
   int64_t sealed_at = 0;
-  int status = store.codec().decode(name_, cookie_value, now, &payload, &sealed_at);
+  // The cookie is opened into the record's own buffer: for cookie: the
+  // payload is the record's frame, decoded where it lies.
+  int status =
+      store.codec().decode(name_, cookie_value, now, load_buffer(&record_), &payload, &sealed_at);
   if (status != SESS_STATUS_VALID) return status;
   if (!store.backend()) {
-    if (!decode_record(payload, &record_)) return SESS_STATUS_MALFORMED;
+    if (!decode_loaded(&record_, payload)) return SESS_STATUS_MALFORMED;
   } else {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
     assign_id(payload);  // the record's key is id_text_

@@ -26,8 +26,9 @@ std::string seal(const Codec& c, std::string_view payload, int64_t max_age = 360
 }
 int open(const Codec& c, std::string_view value, std::string* payload = nullptr,
          std::string_view name = "sid", int64_t now = kNow) {
+  std::string buffer;
   std::string_view view;
-  int status = c.decode(name, value, now, &view);
+  int status = c.decode(name, value, now, &buffer, &view);
   if (payload) payload->assign(view);
   return status;
 }
