@@ -223,7 +223,7 @@ int main(int argc, char** argv) {
 
   sess_store* memory_store = open_store("memory:?max_sessions=100000");
   double seconds = quick ? 0.05 : 1.0;
-  int mem_trials = quick ? 1 : 5;
+  int mem_trials = quick ? 1 : 7;
   double one = memory_throughput(memory_store, 1, seconds, mem_trials);
   double two = memory_throughput(memory_store, 2, seconds, mem_trials);
   std::printf("memory: store, full cycle (load by cookie, read 3, set 1, save, Set-Cookie)\n");

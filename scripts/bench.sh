@@ -3,7 +3,5 @@
 # OpenSSL floor, and the memory-store cycle at 1 and 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j"$(nproc)" --target bench_cycle
+scripts/build.sh bench_cycle
 exec build/release/bench/bench_cycle "$@"

@@ -4,7 +4,5 @@
 # Arguments go to the server: scripts/demo.sh --store memory: --port 9000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j"$(nproc)" --target demo_server
+scripts/build.sh demo_server
 exec build/release/examples/demo_server "$@"
