@@ -1,5 +1,7 @@
 #include "memory_store.h"
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 #include <list>
 #include <mutex>
@@ -8,6 +10,23 @@
 #include "error.h"
 
 namespace sessions {
+
+namespace {
+
+// Keys are session IDs the library generated (random base64url, checked by
+// the codec before any lookup), so their first bytes are already uniform and
+// no client can choose keys to flood a bucket: hashing 8 bytes is enough.
+struct IdHash {
+  size_t operator()(std::string_view key) const {
+    uint64_t h = 0;
+    std::memcpy(&h, key.data(), std::min<size_t>(key.size(), 8));
+    h ^= key.size();
+    h *= 0x9E3779B97F4A7C15ull;  // spread the bits (Fibonacci hashing)
+    return size_t(h ^ (h >> 32));
+  }
+};
+
+}  // namespace
 
 struct MemoryStore::Shard {
   struct Entry {
@@ -18,7 +37,7 @@ struct MemoryStore::Shard {
   // Most recently used at the front. List nodes never move, so the index can
   // key on views into them.
   std::list<Entry> lru;
-  std::unordered_map<std::string_view, std::list<Entry>::iterator> index;
+  std::unordered_map<std::string_view, std::list<Entry>::iterator, IdHash> index;
   int64_t next_sweep = 0;
   mutable std::mutex mu;
 
@@ -78,7 +97,8 @@ MemoryStore::MemoryStore(size_t max_sessions, size_t shards)
 MemoryStore::~MemoryStore() = default;
 
 MemoryStore::Shard& MemoryStore::shard_for(std::string_view key) const {
-  return *shards_[std::hash<std::string_view>()(key) % shards_.size()];
+  // The high bits pick the shard; the map buckets use the low ones.
+  return *shards_[(IdHash()(key) >> 40) % shards_.size()];
 }
 
 bool MemoryStore::load(std::string_view key, int64_t now, std::string* data) {

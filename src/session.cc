@@ -149,17 +149,28 @@ void Session::save(std::string* set_cookie) {
   set_cookie->clear();
   const int64_t now = store_->now();
   Backend* backend = store_->backend();
-  CookieOptions options = effective_options();
 
   if (destroyed_) {
     if (backend && !loaded_key_.empty()) backend->erase(loaded_key_);
     if (status_ != SESS_STATUS_NEW) {  // the browser holds a cookie to expire
-      options.max_age = -1;
-      build_set_cookie(name_, "", options, now, set_cookie);
+      CookieOptions expire = effective_options();
+      expire.max_age = -1;
+      build_set_cookie(name_, "", expire, now, set_cookie);
     }
     return;
   }
   if (!modified_ && !regenerated_ && !touch_due(now)) return;
+
+  // The store's options, unless this session overrides them (no copy on the
+  // common path).
+  const CookieOptions* chosen = cookie_override_ ? &*cookie_override_ : &store_->settings().cookie;
+  CookieOptions remembered;
+  if (record_.max_age && *record_.max_age != chosen->max_age) {
+    remembered = *chosen;
+    remembered.max_age = *record_.max_age;
+    chosen = &remembered;
+  }
+  const CookieOptions& options = *chosen;
 
   record_.last_seen = now;
   std::string& data = scratch_record_;
