@@ -13,4 +13,8 @@ void base64url_encode(std::string_view in, std::string* out);  // appends
 bool base64url_decode(std::string_view in, std::string* out);  // replaces
 std::string base64_std_encode(std::string_view in);
 
+// The SSSE3 paths are used when the CPU has them; tests also run the scalar
+// code by switching them off. Not thread-safe: tests only.
+void base64url_force_scalar_for_testing(bool scalar);
+
 }  // namespace sessions
