@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <list>
 #include <mutex>
 #include <unordered_map>

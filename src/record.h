@@ -85,7 +85,6 @@ struct SessionRecord {
     flashes_.clear();
     flashes_decoded_ = true;
   }
-  bool flashes_decoded() const { return flashes_decoded_; }
 
   // Back to a new, empty record; buffers keep their capacity.
   void reset();
