@@ -10,6 +10,7 @@
 #include <openssl/kdf.h>
 
 #include "base64url.h"
+#include "bytes.h"
 #include "error.h"
 #include "random.h"
 
@@ -26,14 +27,6 @@ constexpr size_t kTimesSize = 12;  // sealed-at (8) + max age (4), big-endian
 
 std::atomic<uint64_t> next_key_uid{1};
 
-void put_be(unsigned char* p, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, v >>= 8) p[i] = static_cast<unsigned char>(v);
-}
-uint64_t get_be(const unsigned char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = v << 8 | p[i];
-  return v;
-}
 
 void hkdf_sha256(std::string_view secret, const char* info, unsigned char* out, size_t out_len) {
   static const char kSalt[] = "libsessions/v1";
@@ -106,7 +99,7 @@ void hmac_tag(const CodecKey& key, std::string_view name, const unsigned char* d
               unsigned char* tag) {
   // The name is length-prefixed so (payload, name) pairs cannot be re-split.
   unsigned char name_len[4];
-  put_be(name_len, name.size(), 4);
+  store_be32(name_len, uint32_t(name.size()));
   unsigned int out_len = 0;
   static thread_local std::string scratch;
   scratch.assign(reinterpret_cast<const char*>(name_len), 4);
@@ -143,7 +136,7 @@ Codec::Codec(CodecMode mode, const std::vector<std::string>& secrets) : mode_(mo
     CodecKey key{};
     unsigned char id[4];
     hkdf_sha256(secrets[i], "key id", id, sizeof(id));
-    key.id = uint32_t(get_be(id, 4));
+    key.id = load_be32(id);
     if (find_key(key.id))
       fail(Errc::bad_secret, "two secrets share a key id; replace one of them");
     key.uid = next_key_uid.fetch_add(1);
@@ -180,12 +173,12 @@ void Codec::encode(std::string_view name, std::string_view payload, int64_t now,
   }
 
   raw[0] = aead ? kVersionAesGcm : kVersionHmac;
-  put_be(raw + 1, key.id, 4);
+  store_be32(raw + 1, key.id);
   // The body (times, then payload) is assembled in place: GCM then seals it
   // with a single update, which costs less than the copy.
   unsigned char* p = raw + kHeaderSize + (aead ? kNonceSize : 0);
-  put_be(p, uint64_t(now), 8);
-  put_be(p + 8, uint64_t(max_age > 0 ? std::min<int64_t>(max_age, UINT32_MAX) : 0), 4);
+  store_be64(p, uint64_t(now));
+  store_be32(p + 8, uint32_t(max_age > 0 ? std::min<int64_t>(max_age, UINT32_MAX) : 0));
   if (!payload.empty()) std::memcpy(p + kTimesSize, payload.data(), payload.size());
   if (aead) {
     unsigned char* nonce = raw + kHeaderSize;
@@ -225,7 +218,7 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
     return SESS_STATUS_MALFORMED;
   const size_t overhead = kHeaderSize + kTimesSize + (aead ? kNonceSize + kGcmTagSize : kHmacTagSize);
   if (size < overhead) return SESS_STATUS_MALFORMED;
-  const CodecKey* key = find_key(uint32_t(get_be(raw + 1, 4)));
+  const CodecKey* key = find_key(load_be32(raw + 1));
   if (!key) return SESS_STATUS_UNKNOWN_KEY;
 
   const size_t body = size - overhead + kTimesSize;
@@ -250,8 +243,8 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
     if (CRYPTO_memcmp(tag, raw + kHeaderSize + body, kHmacTagSize) != 0) return SESS_STATUS_TAMPERED;
   }
 
-  const auto at = int64_t(get_be(p, 8));
-  const auto max_age = int64_t(get_be(p + 8, 4));
+  const auto at = int64_t(load_be64(p));
+  const auto max_age = int64_t(load_be32(p + 8));
   if (max_age > 0 && at < now - max_age) return SESS_STATUS_EXPIRED;
   if (sealed_at) *sealed_at = at;
   *payload = std::string_view(reinterpret_cast<const char*>(p + kTimesSize), body - kTimesSize);

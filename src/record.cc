@@ -6,6 +6,7 @@
 
 #include <msgpack.h>
 
+#include "bytes.h"
 #include "error.h"
 
 namespace sessions {
@@ -15,7 +16,8 @@ constexpr unsigned char kRecordVersion = 1;
 constexpr int64_t kNoMaxAge = INT64_MIN;
 
 void put_u32(std::string* out, uint32_t v) {
-  char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+  char b[4];
+  store_be32(b, v);
   out->append(b, 4);
 }
 
@@ -25,16 +27,10 @@ class Reader {
   explicit Reader(std::string_view data) : rest_(data) {}
   bool u8(uint8_t* v) { return take(1, [&](const unsigned char* p) { *v = p[0]; }); }
   bool u32(uint32_t* v) {
-    return take(4, [&](const unsigned char* p) {
-      *v = uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-    });
+    return take(4, [&](const unsigned char* p) { *v = load_be32(p); });
   }
   bool i64(int64_t* v) {
-    return take(8, [&](const unsigned char* p) {
-      uint64_t u = 0;
-      for (int i = 0; i < 8; ++i) u = u << 8 | p[i];
-      *v = int64_t(u);
-    });
+    return take(8, [&](const unsigned char* p) { *v = int64_t(load_be64(p)); });
   }
   const char* position() const { return rest_.data(); }
   bool bytes(size_t n, std::string_view* v) {
@@ -110,7 +106,7 @@ int string_write(void* data, const char* buf, size_t len) {
 // Fills in the u32 length placeholder at `at` with what follows it.
 void patch_length(std::string* out, size_t at) {
   const auto len = uint32_t(out->size() - at - 4);
-  for (int i = 0; i < 4; ++i) (*out)[at + size_t(i)] = char(len >> (24 - 8 * i));
+  store_be32(&(*out)[at], len);
 }
 
 // Appends `v` as one MessagePack object, preceded by its length.
@@ -224,11 +220,10 @@ void encode_record(const SessionRecord& r, std::string* out) {
   // The fixed header in one write: version, three i64 and the value count.
   unsigned char header[29];
   header[0] = kRecordVersion;
-  const int64_t fields[3] = {r.created, r.last_seen, r.max_age ? *r.max_age : kNoMaxAge};
-  for (int f = 0; f < 3; ++f)
-    for (int i = 0; i < 8; ++i) header[1 + 8 * f + i] = uint8_t(uint64_t(fields[f]) >> (56 - 8 * i));
-  const auto count = uint32_t(r.values.size());
-  for (int i = 0; i < 4; ++i) header[25 + i] = uint8_t(count >> (24 - 8 * i));
+  store_be64(header + 1, uint64_t(r.created));
+  store_be64(header + 9, uint64_t(r.last_seen));
+  store_be64(header + 17, uint64_t(r.max_age ? *r.max_age : kNoMaxAge));
+  store_be32(header + 25, uint32_t(r.values.size()));
   out->assign(reinterpret_cast<const char*>(header), sizeof header);
   for (const auto& [key, value] : r.values.set_) {
     out->push_back(char(key.size()));
