@@ -13,6 +13,10 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
+  // True when only this process writes the records (memory:). Records from
+  // stores that others can write to are checked more strictly on load.
+  virtual bool private_to_process() const { return false; }
+
   // True and *data filled when a live record exists under `key`. Throws
   // Errc::store_unavailable when the store cannot answer: "not found" must
   // never be guessed, or a save would overwrite the user's data.

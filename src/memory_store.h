@@ -29,6 +29,7 @@ class MemoryStore : public Backend {
   void move(std::string_view from, std::string_view to, std::string_view data, int64_t now,
             int64_t ttl) override;
 
+  bool private_to_process() const override { return true; }
   size_t size() const;  // live and not-yet-collected records
 
  private:

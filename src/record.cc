@@ -257,20 +257,22 @@ std::string* load_buffer(SessionRecord* out) {
   return &out->bytes_;
 }
 
-bool decode_loaded(SessionRecord* out, std::string_view frame) {
-  bool ok = decode_frame(out, frame);
+bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict) {
+  bool ok = decode_frame(out, frame, strict);
   if (!ok) out->reset();
   return ok;
 }
 
-bool decode_loaded(SessionRecord* out) { return decode_loaded(out, out->bytes_); }
+bool decode_loaded(SessionRecord* out, bool strict) {
+  return decode_loaded(out, out->bytes_, strict);
+}
 
 bool decode_record(std::string_view data, SessionRecord* out) {
   load_buffer(out)->assign(data);
   return decode_loaded(out);
 }
 
-bool decode_frame(SessionRecord* out, std::string_view data) {
+bool decode_frame(SessionRecord* out, std::string_view data, bool strict) {
   Reader in(data);
   uint8_t version = 0;
   int64_t created = 0, last_seen = 0, max_age = 0;
@@ -296,7 +298,7 @@ bool decode_frame(SessionRecord* out, std::string_view data) {
     p.value = value;
     p.entry = std::string_view(start, size_t(value.data() + value.size() - start));
   }
-  if (has_repeated_key(packed)) return false;
+  if (strict && has_repeated_key(packed)) return false;
   std::string_view flashes;
   if (!in.u32(&flash_len) || flash_len == 0 || !in.bytes(flash_len, &flashes) || !in.done())
     return false;

@@ -44,7 +44,7 @@ class ValueTable {
   std::vector<std::string> keys() const;  // in byte order
 
  private:
-  friend bool decode_frame(struct SessionRecord*, std::string_view);
+  friend bool decode_frame(struct SessionRecord*, std::string_view, bool);
   friend void encode_record(const struct SessionRecord&, std::string*);
 
  public:
@@ -97,9 +97,9 @@ struct SessionRecord {
 
  private:
   friend bool decode_record(std::string_view, SessionRecord*);
-  friend bool decode_frame(SessionRecord*, std::string_view);
+  friend bool decode_frame(SessionRecord*, std::string_view, bool);
   friend std::string* load_buffer(SessionRecord*);
-  friend bool decode_loaded(SessionRecord*);
+  friend bool decode_loaded(SessionRecord*, bool);
   friend void encode_record(const SessionRecord&, std::string*);
   std::string bytes_;  // the loaded frame; packed views point here (always on the heap)
   std::string_view packed_flashes_;
@@ -112,13 +112,15 @@ void encode_record(const SessionRecord& record, std::string* out);
 // Loading without a copy: load_buffer() resets the record and returns the
 // buffer that a backend or the codec fills; decode_loaded() then decodes the
 // frame, which is all of that buffer or the part `frame` views.
+// `strict` also refuses repeated keys: for frames that someone other than
+// this library may have written.
 std::string* load_buffer(SessionRecord* out);
-bool decode_loaded(SessionRecord* out);
-bool decode_loaded(SessionRecord* out, std::string_view frame);
+bool decode_loaded(SessionRecord* out, bool strict = true);
+bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict = true);
 // False for anything that is not a record this library wrote: bad version,
 // lengths that do not add up, keys that are empty or repeated. (Keys are
 // checked for UTF-8 when listed, values when read.)
 bool decode_record(std::string_view data, SessionRecord* out);
-bool decode_frame(SessionRecord* out, std::string_view frame);  // frame: within out's buffer
+bool decode_frame(SessionRecord* out, std::string_view frame, bool strict);  // frame: in out's buffer
 
 }  // namespace sessions

@@ -74,7 +74,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
       store.codec().decode(name_, cookie_value, now, load_buffer(&record_), &payload, &sealed_at);
   if (status != SESS_STATUS_VALID) return status;
   if (!store.backend()) {
-    if (!decode_loaded(&record_, payload)) return SESS_STATUS_MALFORMED;
+    // Sealed with our key: written by this library, no need for the strict check.
+    if (!decode_loaded(&record_, payload, /*strict=*/false)) return SESS_STATUS_MALFORMED;
   } else {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
     assign_id(payload);  // the record's key is id_text_
@@ -87,7 +88,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
                                                                    : SESS_STATUS_UNKNOWN_ID;
     }
     // A record we cannot read is left alone: the new session gets a new ID.
-    if (!decode_loaded(&record_)) return SESS_STATUS_MALFORMED;
+    if (!decode_loaded(&record_, !store.backend()->private_to_process()))
+      return SESS_STATUS_MALFORMED;
     loaded_key_ = id_text_;
   }
   return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
