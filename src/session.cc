@@ -68,10 +68,11 @@ int Session::open(std::string_view cookie_value, int64_t now) {
   std::string_view payload;
   const Store& store = *store_;
   int64_t sealed_at = 0;
-  // The cookie is opened into the record's own buffer: for cookie: the
-  // payload is the record's frame, decoded where it lies.
-  int status =
-      store.codec().decode(name_, cookie_value, now, load_buffer(&record_), &payload, &sealed_at);
+  // For cookie: the cookie is opened into the record's own buffer, where its
+  // payload, the record's frame, is decoded in place; for server-side stores
+  // into a small buffer that holds the ID.
+  std::string* opened = store.backend() ? &scratch_id_cookie_ : load_buffer(&record_);
+  int status = store.codec().decode(name_, cookie_value, now, opened, &payload, &sealed_at);
   if (status != SESS_STATUS_VALID) return status;
   if (!store.backend()) {
     // Sealed with our key: written by this library, no need for the strict check.

@@ -85,7 +85,7 @@ class Session {
   bool destroyed_ = false;
   bool finished_ = false;
   // Buffers for save(), kept (with their capacity) when the session is recycled.
-  std::string scratch_record_;
+  std::string scratch_record_, scratch_id_cookie_;
   mutable bool keys_stale_ = true;
   mutable std::vector<std::string> keys_;
 };
