@@ -40,7 +40,7 @@ class ValueTable {
   void clear();
   size_t size() const;
   bool empty() const { return size() == 0; }
-  Map decode_all() const;  // a copy of every value (tests, JSON dumps)
+  Map decode_all() const;  // a copy of every value (for tests)
   std::vector<std::string> keys() const;  // in byte order
 
  private:

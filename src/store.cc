@@ -53,10 +53,8 @@ void Config::set(std::string_view name, std::string_view value) {
   options.emplace_back(name, value);
 }
 
-Store::Store(std::string scheme, Settings settings, std::unique_ptr<Codec> codec,
-             std::unique_ptr<Backend> backend)
-    : scheme_(std::move(scheme)),
-      settings_(std::move(settings)),
+Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Backend> backend)
+    : settings_(std::move(settings)),
       codec_(std::move(codec)),
       backend_(std::move(backend)) {}
 
@@ -87,8 +85,7 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +
                                parsed.scheme + ": store");
   auto codec = std::make_unique<Codec>(settings.codec, config.secrets);
-  return std::make_shared<Store>(parsed.scheme, std::move(settings), std::move(codec),
-                                 std::move(backend));
+  return std::make_shared<Store>(std::move(settings), std::move(codec), std::move(backend));
 }
 
 }  // namespace sessions

@@ -44,20 +44,17 @@ class Store {
   const Settings& settings() const { return settings_; }
   const Codec& codec() const { return *codec_; }
   Backend* backend() const { return backend_.get(); }  // nullptr for cookie:
-  const std::string& scheme() const { return scheme_; }
 
   int64_t now() const { return clock_ ? clock_() : default_now(); }
   // Tests move time forward without sleeping. Not thread-safe: set it before
   // the store is shared.
   void set_clock(std::function<int64_t()> clock) { clock_ = std::move(clock); }
 
-  Store(std::string scheme, Settings settings, std::unique_ptr<Codec> codec,
-        std::unique_ptr<Backend> backend);
+  Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Backend> backend);
 
  private:
   static int64_t default_now();
 
-  std::string scheme_;
   Settings settings_;
   std::unique_ptr<Codec> codec_;
   std::unique_ptr<Backend> backend_;

@@ -369,7 +369,7 @@ TEST_CASE("several sessions, names and stores in one request") {
 TEST_CASE("an unreachable store is an error, never a fresh session over the data") {
   auto backend = std::make_unique<SwitchableBackend>();
   SwitchableBackend* sw = backend.get();
-  auto store = std::make_shared<Store>("test", Settings(),
+  auto store = std::make_shared<Store>(Settings(),
                                        std::make_unique<Codec>(CodecMode::aes_gcm,
                                                                std::vector<std::string>{kSecret}),
                                        std::move(backend));
