@@ -132,10 +132,20 @@ bool Session::touch_due(int64_t now) const {
          now - loaded_last_seen_ >= std::max<int64_t>(1, idle / 10);
 }
 
+// The store's cookie options, this session's override of them, and the
+// max age the session remembers. Copies only when the max age differs, into
+// *scratch, so the common save path copies nothing.
+const CookieOptions& Session::effective_options(CookieOptions* scratch) const {
+  const CookieOptions& chosen = cookie_override_ ? *cookie_override_ : store_->settings().cookie;
+  if (!record_.max_age || *record_.max_age == chosen.max_age) return chosen;
+  *scratch = chosen;
+  scratch->max_age = *record_.max_age;
+  return *scratch;
+}
+
 CookieOptions Session::effective_options() const {
-  CookieOptions options = cookie_override_ ? *cookie_override_ : store_->settings().cookie;
-  if (record_.max_age) options.max_age = *record_.max_age;
-  return options;
+  CookieOptions scratch;
+  return effective_options(&scratch);
 }
 
 // The record lives as long as the longest the session may still be used: the
@@ -164,16 +174,8 @@ void Session::save(std::string* set_cookie) {
   }
   if (!modified_ && !regenerated_ && !touch_due(now)) return;
 
-  // The store's options, unless this session overrides them (no copy on the
-  // common path).
-  const CookieOptions* chosen = cookie_override_ ? &*cookie_override_ : &store_->settings().cookie;
-  CookieOptions remembered;
-  if (record_.max_age && *record_.max_age != chosen->max_age) {
-    remembered = *chosen;
-    remembered.max_age = *record_.max_age;
-    chosen = &remembered;
-  }
-  const CookieOptions& options = *chosen;
+  CookieOptions scratch;
+  const CookieOptions& options = effective_options(&scratch);
 
   record_.last_seen = now;
   std::string& data = scratch_record_;

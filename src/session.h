@@ -65,6 +65,7 @@ class Session {
   void check_writable() const;
   void changed();
   CookieOptions effective_options() const;
+  const CookieOptions& effective_options(CookieOptions* scratch) const;
   int64_t record_ttl(int64_t now, int64_t max_age) const;
   bool timed_out(int64_t now) const;
   bool touch_due(int64_t now) const;
