@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -13,15 +14,28 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
+  // Called once by Store::open after every option was accepted: servers are
+  // dialled here, so that a store that is down fails at open (throws
+  // Errc::store_unavailable) and a bad option is reported before that.
+  virtual void start() {}
+
   // True when only this process writes the records (memory:). Records from
   // stores that others can write to are checked more strictly on load.
   virtual bool private_to_process() const { return false; }
 
-  // True and *data filled when a live record exists under `key`. Throws
-  // Errc::store_unavailable when the store cannot answer: "not found" must
-  // never be guessed, or a save would overwrite the user's data.
+  // The largest record the server accepts, when it says (Redis'
+  // proto-max-bulk-len); saves over it fail with Errc::value_too_large.
+  virtual size_t max_record_bytes() const { return std::numeric_limits<size_t>::max(); }
+
+  // True and *data filled when a live record exists under `key`. A value
+  // that cannot be ours (wrong type) is returned as empty data, which
+  // decodes as malformed: the session starts anew under a new ID and the
+  // foreign value is left alone. Throws Errc::store_unavailable when the
+  // store cannot answer: "not found" must never be guessed, or a save would
+  // overwrite the user's data.
   virtual bool load(std::string_view key, int64_t now, std::string* data) = 0;
-  // Stores `data` to expire `ttl` seconds after `now`. Throws on failure.
+  // Stores `data` to expire `ttl` seconds after `now`. Throws on failure
+  // (store_unavailable, or value_too_large when the server refuses the size).
   virtual void save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) = 0;
   virtual void erase(std::string_view key) = 0;
   // Saves under `to` and erases `from` so that no reader sees neither copy

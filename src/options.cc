@@ -91,7 +91,8 @@ ParsedUri parse_uri(std::string_view uri) {
   }
   std::string_view tail = uri.substr(colon + 1);
   size_t q = tail.find('?');
-  out.rest = percent_decode(tail.substr(0, q));
+  out.rest_encoded = std::string(tail.substr(0, q));
+  out.rest = percent_decode(out.rest_encoded);
   if (q == std::string_view::npos) return out;
   std::string_view query = tail.substr(q + 1);
   while (!query.empty()) {
@@ -103,6 +104,84 @@ ParsedUri parse_uri(std::string_view uri) {
     if (eq == std::string_view::npos || eq == 0)
       fail(Errc::bad_uri, "store URI query item '" + std::string(pair) + "' is not name=value");
     out.query.emplace_back(percent_decode(pair.substr(0, eq)), percent_decode(pair.substr(eq + 1)));
+  }
+  return out;
+}
+
+std::optional<std::string> take_option(OptionList* options, std::string_view name) {
+  std::optional<std::string> value;
+  for (auto it = options->begin(); it != options->end();) {
+    if (it->first == name) {
+      value = std::move(it->second);
+      it = options->erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return value;
+}
+
+NetworkLocation parse_network_location(std::string_view scheme, std::string_view encoded,
+                                       int default_port) {
+  const std::string uri_name = std::string(scheme) + "://";
+  auto bad = [&](const std::string& why) -> void {
+    fail(Errc::bad_uri, std::string(scheme) + ": URI " + why + " (expected " + uri_name +
+                            "host:port...)");
+  };
+  if (encoded.substr(0, 2) != "//") bad("does not start with //");
+  encoded.remove_prefix(2);
+  NetworkLocation out;
+  size_t slash = encoded.find('/');
+  std::string_view authority = encoded.substr(0, slash);
+  if (slash != std::string_view::npos) out.path = percent_decode(encoded.substr(slash + 1));
+  // The last '@' ends the credentials: hosts cannot contain one.
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view credentials = authority.substr(0, at);
+    size_t colon = credentials.find(':');
+    out.user = percent_decode(credentials.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      out.has_password = true;
+      out.password = percent_decode(credentials.substr(colon + 1));
+    }
+    authority.remove_prefix(at + 1);
+  }
+  while (true) {
+    size_t comma = authority.find(',');
+    std::string_view item = authority.substr(0, comma);
+    HostPort hp;
+    std::string_view port_text;
+    if (!item.empty() && item.front() == '[') {  // [IPv6]:port
+      size_t close = item.find(']');
+      if (close == std::string_view::npos) bad("has an unclosed '['");
+      hp.host = std::string(item.substr(1, close - 1));
+      std::string_view after = item.substr(close + 1);
+      if (!after.empty()) {
+        if (after.front() != ':') bad("has text after ']'");
+        port_text = after.substr(1);
+      }
+    } else {
+      size_t colon = item.find(':');
+      hp.host = percent_decode(item.substr(0, colon));
+      if (colon != std::string_view::npos) port_text = item.substr(colon + 1);
+    }
+    if (hp.host.empty()) bad("has an empty host");
+    for (char c : hp.host)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_' &&
+          c != ':')
+        bad("has an invalid host '" + hp.host + "'");
+    hp.port = default_port;
+    if (!port_text.empty()) {
+      int port = 0;
+      auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+      if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 ||
+          port > 65535)
+        bad("has an invalid port '" + std::string(port_text) + "'");
+      hp.port = port;
+    }
+    out.hosts.push_back(std::move(hp));
+    if (comma == std::string_view::npos) break;
+    authority.remove_prefix(comma + 1);
   }
   return out;
 }

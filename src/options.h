@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,12 +19,35 @@ int64_t parse_int(std::string_view name, std::string_view value, int64_t min, in
 // Seconds, with an optional unit: "90", "90s", "15m", "12h", "30d". May be negative.
 int64_t parse_duration(std::string_view name, std::string_view value);
 
+// Removes every option called `name` from *options and returns the last
+// value given (URI options come first, so a config's explicit one wins).
+std::optional<std::string> take_option(OptionList* options, std::string_view name);
+
 struct ParsedUri {
-  std::string scheme;  // lower-case, without ':'
-  std::string rest;    // between "scheme:" and '?', percent-decoded
+  std::string scheme;        // lower-case, without ':'
+  std::string rest;          // between "scheme:" and '?', percent-decoded
+  std::string rest_encoded;  // the same, as written (for parse_network_location)
   OptionList query;    // percent-decoded name=value pairs, in order
 };
 // Throws Errc::bad_uri.
 ParsedUri parse_uri(std::string_view uri);
+
+struct HostPort {
+  std::string host;  // name, IPv4, or IPv6 without its brackets
+  int port = 0;
+};
+
+// The part of a network store's URI after the scheme:
+// "//[user[:password]@]host[:port][,host[:port]...][/path]", still
+// percent-encoded (so a password may hold '@' or ':' as %40 and %3A).
+struct NetworkLocation {
+  std::string user, password;  // decoded; empty when absent
+  bool has_password = false;
+  std::vector<HostPort> hosts;  // at least one
+  std::string path;             // decoded, without its leading '/'
+};
+// Throws Errc::bad_uri naming `scheme`.
+NetworkLocation parse_network_location(std::string_view scheme, std::string_view encoded,
+                                       int default_port);
 
 }  // namespace sessions

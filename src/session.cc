@@ -1,5 +1,7 @@
 #include "session.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -51,6 +53,7 @@ void Session::release() {
   loaded_last_seen_ = 0;
   id_.clear();
   id_text_.clear();
+  hashed_key_.clear();
   loaded_key_.clear();
   cookie_override_.reset();
   modified_ = regenerated_ = destroyed_ = finished_ = false;
@@ -62,6 +65,20 @@ void Session::assign_id(std::string_view raw_id) {
   id_.assign(raw_id);
   id_text_.clear();
   base64url_encode(id_, &id_text_);
+  if (store_->settings().hash_keys) {
+    // The ID is 256 random bits: an unsalted hash cannot be reversed, and a
+    // dump of the store holds nothing that works as a cookie.
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (!EVP_Digest(id_.data(), id_.size(), digest, &size, EVP_sha256(), nullptr))
+      fail(Errc::internal, "SHA-256 failed");
+    hashed_key_.clear();
+    base64url_encode(std::string_view(reinterpret_cast<char*>(digest), size), &hashed_key_);
+  }
+}
+
+const std::string& Session::backend_key() const {
+  return store_->settings().hash_keys ? hashed_key_ : id_text_;
 }
 
 int Session::open(std::string_view cookie_value, int64_t now) {
@@ -79,8 +96,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     if (!decode_loaded(&record_, payload, /*strict=*/false)) return SESS_STATUS_MALFORMED;
   } else {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
-    assign_id(payload);  // the record's key is id_text_
-    if (!store.backend()->load(id_text_, now, load_buffer(&record_))) {
+    assign_id(payload);
+    if (!store.backend()->load(backend_key(), now, load_buffer(&record_))) {
       // The cookie was sealed at the record's last save: if the record's TTL
       // has run out since, it expired; otherwise it was deleted or never was.
       const int64_t idle = store.settings().idle_timeout;
@@ -91,7 +108,7 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     // A record we cannot read is left alone: the new session gets a new ID.
     if (!decode_loaded(&record_, !store.backend()->private_to_process()))
       return SESS_STATUS_MALFORMED;
-    loaded_key_ = id_text_;
+    loaded_key_ = backend_key();
   }
   return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
 }
@@ -187,6 +204,10 @@ void Session::save(std::string* set_cookie) {
       fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(data.size()) +
                                       " bytes encoded; max_data_bytes is " +
                                       std::to_string(store_->settings().max_data_bytes));
+    if (data.size() > backend->max_record_bytes())
+      fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(data.size()) +
+                                      " bytes encoded; the store's server accepts at most " +
+                                      std::to_string(backend->max_record_bytes()));
     if (id_.empty()) {
       char raw[kIdSize];
       random_bytes(raw, sizeof raw);
@@ -206,15 +227,15 @@ void Session::save(std::string* set_cookie) {
   if (backend) {
     try {
       const int64_t ttl = record_ttl(now, options.max_age);
-      if (!loaded_key_.empty() && loaded_key_ != id_text_)
-        backend->move(loaded_key_, id_text_, data, now, ttl);
+      if (!loaded_key_.empty() && loaded_key_ != backend_key())
+        backend->move(loaded_key_, backend_key(), data, now, ttl);
       else
-        backend->save(id_text_, data, now, ttl);
+        backend->save(backend_key(), data, now, ttl);
     } catch (...) {
       set_cookie->clear();
       throw;
     }
-    loaded_key_ = id_text_;
+    loaded_key_ = backend_key();
   }
   regenerated_ = false;
 }

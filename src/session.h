@@ -71,6 +71,8 @@ class Session {
   bool touch_due(int64_t now) const;
   int open(std::string_view cookie_value, int64_t now);
   void assign_id(std::string_view raw_id);
+  // Where the record lives in the backend: the ID's text, or its hash.
+  const std::string& backend_key() const;
 
   std::shared_ptr<Store> store_;
   std::string name_;
@@ -78,7 +80,8 @@ class Session {
   int status_ = SESS_STATUS_NEW;
   int64_t loaded_last_seen_ = 0;
   std::string id_;         // raw bytes; empty until known or assigned
-  std::string id_text_;    // base64url of id_: the backend key and sess_session_id
+  std::string id_text_;    // base64url of id_: sess_session_id, and the backend key
+  std::string hashed_key_; // base64url of SHA-256(id_): the backend key with hash_keys
   std::string loaded_key_; // backend key the session was read from, if any
   std::optional<CookieOptions> cookie_override_;
   bool modified_ = false;

@@ -5,18 +5,23 @@
 #include <utility>
 
 #include "error.h"
+#include "file_store.h"
+#include "memcached_store.h"
 #include "memory_store.h"
+#include "redis_store.h"
 
 namespace sessions {
 namespace {
 
 // Options that only a backend understands. sess_config_set accepts them
 // before the scheme is known; sess_store_open refuses those its backend lacks.
-constexpr std::string_view kBackendOptions[] = {"max_sessions", "shards"};
+constexpr std::string_view kBackendOptions[] = {
+    "max_sessions", "shards",                                               // memory:
+    "prefix", "pool", "connect_timeout_ms", "timeout_ms", "db", "user", "password",  // redis:
+    "fsync", "gc_interval"};                                                // file:
 
-// Schemes of stores that are designed (docs/stores.md) but not built yet.
-constexpr std::string_view kPlannedSchemes[] = {"redis",  "redis+unix", "memcached",  "file",
-                                                "sqlite", "postgresql", "postgres", "mongodb"};
+// Schemes of stores that are designed (DESIGN.md) but not built yet.
+constexpr std::string_view kPlannedSchemes[] = {"sqlite", "postgresql", "postgres", "mongodb"};
 
 template <typename List>
 bool contains(const List& list, std::string_view item) {
@@ -40,6 +45,8 @@ bool Settings::set(std::string_view name, std::string_view value) {
                                     "' is not aes-gcm or hmac-sha256");
   } else if (name == "max_data_bytes") {
     max_data_bytes = size_t(parse_int(name, value, 64, int64_t(1) << 30));
+  } else if (name == "hash_keys") {
+    hash_keys = parse_bool(name, value);
   } else {
     return false;
   }
@@ -70,21 +77,29 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
       if (!settings.set(name, value)) backend_options.emplace_back(name, value);
   settings.cookie.validate();
 
+  // The codec first: a bad secret is reported before any server is dialled.
+  auto codec = std::make_unique<Codec>(settings.codec, config.secrets);
   std::unique_ptr<Backend> backend;
   if (parsed.scheme == "cookie") {
     if (!parsed.rest.empty()) fail(Errc::bad_uri, "cookie: takes no location, only options");
   } else if (parsed.scheme == "memory") {
     backend = MemoryStore::open(parsed.rest, &backend_options);
+  } else if (parsed.scheme == "redis" || parsed.scheme == "redis+unix") {
+    backend = RedisStore::open(parsed.scheme, parsed.rest_encoded, &backend_options);
+  } else if (parsed.scheme == "memcached") {
+    backend = MemcachedStore::open(parsed.rest_encoded, &backend_options);
+  } else if (parsed.scheme == "file") {
+    backend = FileStore::open(parsed.rest, &backend_options);
   } else if (contains(kPlannedSchemes, parsed.scheme)) {
     fail(Errc::unsupported, "the " + parsed.scheme + ": store is not built into this version");
   } else {
     fail(Errc::bad_uri, "unknown store scheme '" + parsed.scheme +
-                            "' (built in: cookie:, memory:)");
+                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:)");
   }
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +
                                parsed.scheme + ": store");
-  auto codec = std::make_unique<Codec>(settings.codec, config.secrets);
+  if (backend) backend->start();
   return std::make_shared<Store>(std::move(settings), std::move(codec), std::move(backend));
 }
 

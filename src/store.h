@@ -22,6 +22,7 @@ struct Settings {
   int64_t absolute_timeout = 0;  // seconds since creation; 0 = none
   CodecMode codec = CodecMode::aes_gcm;
   size_t max_data_bytes = 1 << 20;  // encoded session size, server-side stores
+  bool hash_keys = false;           // backend keys are SHA-256(ID), not the ID
 
   // Applies one option; false when `name` is not a general option (it may be
   // a backend's). Throws Errc::bad_option for an invalid value.

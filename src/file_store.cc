@@ -1,0 +1,212 @@
+#include "file_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <utility>
+
+#include "base64url.h"
+#include "error.h"
+#include "random.h"
+
+namespace sessions {
+namespace {
+
+constexpr std::string_view kTempPrefix = ".tmp-";
+
+[[noreturn]] void fail_errno(const std::string& what, int err) {
+  fail(Errc::store_unavailable, "file store: " + what + ": " + std::strerror(err));
+}
+
+// Keys are base64url IDs or their hashes. Checked anyway: nothing that
+// reaches a path may hold '/', '.' or NUL, so no name escapes the directory.
+bool is_safe_key(std::string_view key) {
+  if (key.empty() || key.size() > 128) return false;
+  for (char c : key)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_'))
+      return false;
+  return true;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(size_t(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<FileStore> FileStore::open(const std::string& location, OptionList* list) {
+  // file:///abs/dir (empty authority) or file:/abs/dir.
+  std::string dir = location.rfind("//", 0) == 0 ? location.substr(2) : location;
+  if (dir.empty() || dir[0] != '/')
+    fail(Errc::bad_uri, "file: URI must name an absolute directory: file:///var/lib/app/sessions");
+  if (dir.find('\0') != std::string::npos) fail(Errc::bad_uri, "file: path holds a NUL byte");
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  Options o;
+  if (auto v = take_option(list, "fsync")) o.fsync = parse_bool("fsync", *v);
+  if (auto v = take_option(list, "gc_interval")) {
+    int64_t seconds = parse_duration("gc_interval", *v);
+    if (seconds < 1) fail(Errc::bad_option, "option gc_interval: at least 1 second");
+    o.gc_interval = std::chrono::seconds(seconds);
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    fail_errno("cannot create directory " + dir, errno);
+  return std::make_unique<FileStore>(std::move(dir), o);
+}
+
+FileStore::FileStore(std::string dir, Options options) : dir_(std::move(dir)), options_(options) {
+  dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) fail_errno("cannot open directory " + dir_, errno);
+  if (::faccessat(dir_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0) {
+    int err = errno;
+    ::close(dir_fd_);
+    fail_errno("directory " + dir_ + " is not writable", err);
+  }
+}
+
+void FileStore::start() {
+  collector_ = std::thread([this] { run_collector(); });
+}
+
+FileStore::~FileStore() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (collector_.joinable()) collector_.join();
+  ::close(dir_fd_);
+}
+
+std::string FileStore::path_for(std::string_view key) const {
+  if (!is_safe_key(key)) fail(Errc::invalid_argument, "file store: unsafe session key");
+  return std::string(key);  // relative to dir_fd_
+}
+
+bool FileStore::load(std::string_view key, int64_t now, std::string* data) {
+  const std::string name = path_for(key);
+  Fd fd(::openat(dir_fd_, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return false;
+    if (errno == ELOOP) {  // a symbolic link: not a file this store wrote
+      data->clear();
+      return true;
+    }
+    fail_errno("cannot open " + dir_ + "/" + name, errno);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) fail_errno("cannot stat " + dir_ + "/" + name, errno);
+  data->clear();
+  if (!S_ISREG(st.st_mode)) return true;   // foreign: decodes as malformed
+  if (st.st_mtime <= now) return false;     // expired, left for the collector
+  data->resize(size_t(st.st_size));
+  size_t got = 0;
+  while (got < data->size()) {
+    ssize_t n = ::read(fd.get(), data->data() + got, data->size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail_errno("cannot read " + dir_ + "/" + name, errno);
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  data->resize(got);
+  return true;
+}
+
+void FileStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
+  const std::string name = path_for(key);
+  unsigned char nonce[8];
+  random_bytes(nonce, sizeof nonce);
+  std::string temp(kTempPrefix);
+  base64url_encode(std::string_view(reinterpret_cast<char*>(nonce), sizeof nonce), &temp);
+  temp += "-" + name;
+
+  Fd fd(::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) fail_errno("cannot create a file in " + dir_, errno);
+  auto abandon = [&](const std::string& what) {
+    int err = errno;
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    fail_errno(what, err);
+  };
+  if (!write_all(fd.get(), data)) abandon("cannot write " + dir_ + "/" + temp);
+  // The modification time is the expiry.
+  const timespec times[2] = {{time_t(now), 0}, {time_t(now + std::max<int64_t>(ttl, 1)), 0}};
+  if (::futimens(fd.get(), times) != 0) abandon("cannot set the expiry of " + dir_ + "/" + temp);
+  if (options_.fsync && ::fsync(fd.get()) != 0) abandon("cannot fsync " + dir_ + "/" + temp);
+  if (::close(fd.release()) != 0) abandon("cannot write " + dir_ + "/" + temp);
+  if (::renameat(dir_fd_, temp.c_str(), dir_fd_, name.c_str()) != 0)
+    abandon("cannot rename into " + dir_ + "/" + name);
+  // The rename itself is durable once the directory is synced.
+  if (options_.fsync && ::fsync(dir_fd_) != 0) fail_errno("cannot fsync " + dir_, errno);
+}
+
+void FileStore::erase(std::string_view key) {
+  const std::string name = path_for(key);
+  if (::unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT)
+    fail_errno("cannot remove " + dir_ + "/" + name, errno);
+}
+
+size_t FileStore::collect(int64_t now) {
+  // A directory stream of its own: dir_fd_ is shared with the request threads.
+  int fd = ::openat(dir_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  DIR* dir = ::fdopendir(fd);
+  if (!dir) {
+    ::close(fd);
+    return 0;
+  }
+  size_t removed = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    const bool temp = name.rfind(kTempPrefix, 0) == 0;
+    if (!temp && !is_safe_key(name)) continue;  // not ours: ".", "..", anything else
+    struct stat st;
+    if (::fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    // A temporary file's times may already be set to its expiry: its age is
+    // read from the inode change time, which futimens moves to the present.
+    const bool due = temp ? st.st_ctime < now - kAbandonedTempAge
+                          : st.st_mtime < now - kCollectGrace;
+    // ENOENT: another process's collector, or an erase, was first.
+    if (due && ::unlinkat(fd, entry->d_name, 0) == 0) ++removed;
+  }
+  ::closedir(dir);
+  return removed;
+}
+
+void FileStore::run_collector() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!wake_.wait_for(lock, options_.gc_interval, [this] { return stopping_; })) {
+    lock.unlock();
+    collect(int64_t(std::time(nullptr)));
+    lock.lock();
+  }
+}
+
+}  // namespace sessions

@@ -1,0 +1,237 @@
+#include "redis_store.h"
+
+#include <hiredis/hiredis.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <vector>
+
+#include "error.h"
+
+namespace sessions {
+namespace {
+
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+using Command = std::initializer_list<std::string_view>;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  return timeval{time_t(ms.count() / 1000), suseconds_t(ms.count() % 1000 * 1000)};
+}
+
+std::string_view reply_text(const redisReply& r) { return std::string_view(r.str, r.len); }
+
+int64_t ttl_ms(int64_t ttl) { return ttl > 0 ? ttl * 1000 : 1; }
+
+}  // namespace
+
+void RedisStore::ContextCloser::operator()(redisContext* c) const { redisFree(c); }
+
+// One pipeline of commands on a leased connection. The commands this store
+// sends are idempotent, so a pipeline that failed on a reused connection
+// because the server closed it since (a restart, an idle timeout) is sent
+// once more on a new connection; any other failure is the caller's error.
+class RedisStore::Call {
+ public:
+  explicit Call(RedisStore* store) : store_(store) {}
+
+  // The replies, in order; throws store_unavailable on I/O failure and, when
+  // `refuse_errors`, on error replies (value_too_large when Redis refuses the
+  // size). WRONGTYPE is left to the caller: someone else's key.
+  const std::vector<Reply>& run(std::initializer_list<Command> pipeline, bool refuse_errors = true) {
+    auto lease = store_->pool_.acquire(store_->options_.timeout, store_->name_);
+    bool reused = bool(lease.get());
+    for (int attempt = 0;; ++attempt) {
+      if (!lease.get()) lease.set(store_->connect());
+      redisContext* c = lease.get().get();
+      if (send(c, pipeline)) break;
+      const bool closed_by_server =
+          c->err == REDIS_ERR_EOF || (c->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
+      std::string why = c->errstr;
+      lease.discard();
+      if (!(reused && closed_by_server && attempt == 0))
+        fail(Errc::store_unavailable, store_->name_ + ": " + why);
+      reused = false;
+    }
+    for (const Reply& reply : replies_) {
+      if (reply->type != REDIS_REPLY_ERROR) continue;
+      std::string_view text = reply_text(*reply);
+      // Redis closes the connection after a protocol error.
+      const bool too_large = text.find("invalid bulk length") != std::string_view::npos;
+      if (too_large) lease.discard();
+      if (!refuse_errors || text.rfind("WRONGTYPE", 0) == 0) continue;
+      fail(too_large ? Errc::value_too_large : Errc::store_unavailable,
+           store_->name_ + " refused the command: " + std::string(text));
+    }
+    return replies_;
+  }
+
+ private:
+  bool send(redisContext* c, std::initializer_list<Command> pipeline) {
+    replies_.clear();
+    for (const Command& command : pipeline) {
+      argv_.clear();
+      lengths_.clear();
+      for (std::string_view arg : command) {
+        argv_.push_back(arg.data());
+        lengths_.push_back(arg.size());
+      }
+      if (redisAppendCommandArgv(c, int(argv_.size()), argv_.data(), lengths_.data()) != REDIS_OK)
+        return false;
+    }
+    for (size_t i = 0; i < pipeline.size(); ++i) {
+      void* reply = nullptr;
+      if (redisGetReply(c, &reply) != REDIS_OK) return false;
+      replies_.emplace_back(static_cast<redisReply*>(reply));
+    }
+    return true;
+  }
+
+  RedisStore* store_;
+  std::vector<const char*> argv_;
+  std::vector<size_t> lengths_;
+  std::vector<Reply> replies_;
+};
+
+std::unique_ptr<RedisStore> RedisStore::open(std::string_view scheme, std::string_view encoded_rest,
+                                             OptionList* list) {
+  Options o;
+  std::optional<std::string> db_text;
+  if (scheme == "redis+unix") {
+    o.unix_socket = true;
+    if (encoded_rest.substr(0, 3) != "///")
+      fail(Errc::bad_uri, "redis+unix: URI must name a socket path: redis+unix:///path/redis.sock");
+    o.host = std::string(encoded_rest.substr(2));
+    if (o.host.find('%') != std::string::npos)
+      fail(Errc::bad_uri, "redis+unix: socket paths cannot hold percent-escapes");
+    if (auto user = take_option(list, "user")) o.user = *user;
+    if (auto password = take_option(list, "password")) {
+      o.password = *password;
+      o.has_password = true;
+    }
+  } else {
+    NetworkLocation loc = parse_network_location(scheme, encoded_rest, 6379);
+    if (loc.hosts.size() != 1)
+      fail(Errc::bad_uri, "redis: URI names one server (Sentinel and Cluster are not supported)");
+    o.host = loc.hosts[0].host;
+    o.port = loc.hosts[0].port;
+    o.user = loc.user;
+    o.password = loc.password;
+    o.has_password = loc.has_password;
+    if (!loc.path.empty()) db_text = loc.path;
+    // "redis://:password@host" is the default user with a password.
+    if (!o.has_password && !o.user.empty())
+      fail(Errc::bad_uri, "redis: URI has a user without a password (use :password@ for "
+                          "the default user)");
+  }
+  if (auto db = take_option(list, "db")) db_text = db;
+  if (db_text) o.db = int(parse_int("db", *db_text, 0, 100000));
+  if (auto prefix = take_option(list, "prefix")) o.prefix = *prefix;
+  if (auto pool = take_option(list, "pool")) o.pool = size_t(parse_int("pool", *pool, 1, 1024));
+  if (auto ms = take_option(list, "connect_timeout_ms"))
+    o.connect_timeout = std::chrono::milliseconds(parse_int("connect_timeout_ms", *ms, 1, 600000));
+  if (auto ms = take_option(list, "timeout_ms"))
+    o.timeout = std::chrono::milliseconds(parse_int("timeout_ms", *ms, 1, 600000));
+  if (o.prefix.size() > 200) fail(Errc::bad_option, "option prefix: at most 200 bytes");
+
+  return std::make_unique<RedisStore>(std::move(o));
+}
+
+void RedisStore::start() {
+  Call call(this);
+  call.run({{"PING"}});  // connects, authenticates, selects
+  // The largest value Redis takes. CONFIG may be refused by an ACL or renamed:
+  // then saves learn it from Redis' error.
+  const redisReply* r = call.run({{"CONFIG", "GET", "proto-max-bulk-len"}}, false)[0].get();
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+      r->element[1]->type == REDIS_REPLY_STRING) {
+    std::string_view text = reply_text(*r->element[1]);
+    size_t limit = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), limit);
+    // Room for the key and the command around the value.
+    if (ec == std::errc() && limit > 4096) max_value_bytes_ = limit - 1024;
+  }
+}
+
+RedisStore::RedisStore(Options options)
+    : options_(std::move(options)), name_(describe()), pool_(options_.pool) {}
+
+RedisStore::~RedisStore() = default;
+
+std::string RedisStore::describe() const {
+  if (options_.unix_socket) return "redis " + options_.host;
+  return "redis " + options_.host + ":" + std::to_string(options_.port);
+}
+
+RedisStore::Context RedisStore::connect() const {
+  const timeval connect_timeout = to_timeval(options_.connect_timeout);
+  Context c(options_.unix_socket
+                ? redisConnectUnixWithTimeout(options_.host.c_str(), connect_timeout)
+                : redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_timeout));
+  if (!c) fail(Errc::no_memory, name_ + ": out of memory");
+  if (c->err) fail(Errc::store_unavailable, name_ + ": cannot connect: " + c->errstr);
+  if (redisSetTimeout(c.get(), to_timeval(options_.timeout)) != REDIS_OK ||
+      (!options_.unix_socket && redisEnableKeepAlive(c.get()) != REDIS_OK))
+    fail(Errc::store_unavailable, name_ + ": " + c->errstr);
+
+  auto setup = [&](std::vector<std::string_view> args, const char* what) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    for (auto a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    Reply reply(static_cast<redisReply*>(
+        redisCommandArgv(c.get(), int(argv.size()), argv.data(), lengths.data())));
+    if (!reply) fail(Errc::store_unavailable, name_ + ": " + what + ": " + c->errstr);
+    if (reply->type == REDIS_REPLY_ERROR)
+      fail(Errc::store_unavailable, name_ + " refused " + what + ": " + std::string(reply_text(*reply)));
+  };
+  if (options_.has_password) {
+    if (options_.user.empty()) setup({"AUTH", options_.password}, "AUTH");
+    else setup({"AUTH", options_.user, options_.password}, "AUTH");
+  }
+  if (options_.db != 0) setup({"SELECT", std::to_string(options_.db)}, "SELECT");
+  return c;
+}
+
+bool RedisStore::load(std::string_view key, int64_t, std::string* data) {
+  const std::string full_key = options_.prefix + std::string(key);
+  Call call(this);
+  const redisReply& r = *call.run({{"GET", full_key}})[0];
+  if (r.type == REDIS_REPLY_NIL) return false;
+  data->clear();  // not a string (WRONGTYPE): someone else's key, malformed for us
+  if (r.type == REDIS_REPLY_STRING) data->assign(r.str, r.len);
+  return true;
+}
+
+void RedisStore::save(std::string_view key, std::string_view data, int64_t, int64_t ttl) {
+  const std::string full_key = options_.prefix + std::string(key);
+  const std::string px = std::to_string(ttl_ms(ttl));
+  Call call(this);
+  call.run({{"SET", full_key, data, "PX", px}});
+}
+
+void RedisStore::erase(std::string_view key) {
+  const std::string full_key = options_.prefix + std::string(key);
+  Call call(this);
+  call.run({{"DEL", full_key}});
+}
+
+void RedisStore::move(std::string_view from, std::string_view to, std::string_view data, int64_t,
+                      int64_t ttl) {
+  const std::string from_key = options_.prefix + std::string(from);
+  const std::string to_key = options_.prefix + std::string(to);
+  const std::string px = std::to_string(ttl_ms(ttl));
+  // One transaction: every reader sees the record under exactly one ID.
+  Call call(this);
+  const auto& replies =
+      call.run({{"MULTI"}, {"SET", to_key, data, "PX", px}, {"DEL", from_key}, {"EXEC"}});
+  if (replies.back()->type != REDIS_REPLY_ARRAY)
+    fail(Errc::store_unavailable, name_ + ": the transaction moving a session was aborted");
+}
+
+}  // namespace sessions
