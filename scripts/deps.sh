@@ -11,6 +11,8 @@ packages=(
   catch2                                 # unit tests (Catch2 v2)
   libcpp-httplib-dev                     # the demo server
   python3                                # end-to-end tests
+  libhiredis-dev redis-server redis-tools  # redis: store, its tests, redis-benchmark
+  libmemcached-dev memcached             # memcached: store and its tests
 )
 
 missing=()

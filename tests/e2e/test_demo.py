@@ -3,14 +3,20 @@
 route over HTTP with a cookie jar, as a browser would.
 
     test_demo.py --server build/examples/demo_server --store cookie:
+
+--store redis, memcached or file starts that backing server (or directory)
+itself on a free loopback port, and also checks that the demo answers 503
+while the server is down and recovers when it is back.
 """
 import argparse
 import http.cookiejar
 import json
 import os
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +37,56 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Backing:
+    """The server a store needs, started for the test: a store URI, stop/start."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.dir = tempfile.mkdtemp(prefix="sessions-e2e-")
+        self.port = free_port()
+        self.proc = None
+        if kind == "redis":
+            self.argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+                         "--save", "", "--appendonly", "yes", "--dir", self.dir]
+            self.uri = f"redis://127.0.0.1:{self.port}?timeout_ms=500"
+        elif kind == "memcached":
+            self.argv = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
+            if os.geteuid() == 0:
+                self.argv += ["-u", "root"]
+            self.uri = f"memcached://127.0.0.1:{self.port}?timeout_ms=500"
+        elif kind == "file":
+            self.argv = None
+            self.uri = f"file://{self.dir}/sessions"
+        else:
+            self.argv = None
+            self.uri = kind  # cookie:, memory:, or any URI
+        self.start()
+
+    def start(self):
+        if not self.argv:
+            return
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                time.sleep(0.1)  # past Redis' loading of its append-only file
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.argv[0]} did not start")
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Server:
@@ -105,7 +161,7 @@ def bare_post_flash(server, client, msg):
                     c.value = value
 
 
-def run_routes(binary, store):
+def run_routes(binary, store, backing=None):
     server = Server(binary, store)
     try:
         ann = Client(server)
@@ -159,19 +215,33 @@ def run_routes(binary, store):
             check(status == 401, f"{label} cookie is refused: {status} {body}")
         check("tampered" in server.output(), "the server logs why a cookie was refused")
 
-        # Cookie store: stateless, so a restarted server with the same secret
-        # still knows ann. Memory store: the session is gone with the process.
+        # Every store but memory: keeps sessions across a restart of the
+        # application (the cookie store needs only the same secret).
         server.stop()
         restarted = Server(binary, store)
         server = restarted
         ann.server = restarted
         status, body, _ = ann.call("/profile")
-        if store.startswith("cookie:"):
-            check(status == 200 and body["username"] == "ann", "cookie sessions survive a restart")
+        if not store.startswith("memory:"):
+            check(status == 200 and body["username"] == "ann", "sessions survive a restart")
         else:
             check(status == 401, "memory sessions end with the process")
             ann.call("/login?user=ann")
-        if store.startswith("memory:"):
+        if backing is not None and backing.argv:
+            # The store's server goes away: 503, and the session is not replaced.
+            backing.stop()
+            status, _, set_cookie = ann.call("/profile")
+            check(status == 503, f"/profile with the store down is 503: {status}")
+            status, _, set_cookie = ann.call("/login?user=eve")
+            check(status == 503 and not set_cookie, "a login with the store down sets no cookie")
+            backing.start()
+            status, body, _ = ann.call("/profile")
+            if backing.kind == "redis":  # append-only file: the session is still there
+                check(status == 200 and body["username"] == "ann", "redis back: the session is back")
+            else:  # memcached keeps nothing across a restart
+                check(status == 401, f"memcached back: the session is gone: {status}")
+                ann.call("/login?user=ann")
+        if not store.startswith("cookie:"):
             before = ann.cookie("mysession")
             ann.call("/login?user=ann")
             check(ann.cookie("mysession") != before, "login issues a new session ID")
@@ -188,9 +258,14 @@ def run_routes(binary, store):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
-    parser.add_argument("--store", default="cookie:")
+    parser.add_argument("--store", default="cookie:",
+                        help="a store URI, or redis / memcached / file to start one")
     args = parser.parse_args()
-    run_routes(args.server, args.store)
+    backing = Backing(args.store)
+    try:
+        run_routes(args.server, backing.uri, backing)
+    finally:
+        backing.close()
     print(f"e2e ({args.store}): {results['passed']} passed, {results['failed']} failed")
     return 1 if results["failed"] else 0
 
