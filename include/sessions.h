@@ -77,7 +77,7 @@ enum {
   SESS_E_UNSUPPORTED = 8,        /* known store scheme not built into this library */
   SESS_E_STORE_UNAVAILABLE = 9,  /* the store could not be reached: nothing was saved */
   SESS_E_COOKIE_TOO_LARGE = 10,  /* Set-Cookie would exceed 4096 bytes: nothing was saved */
-  SESS_E_VALUE_TOO_LARGE = 11,   /* the session exceeds the store's max_data_bytes */
+  SESS_E_VALUE_TOO_LARGE = 11,   /* over max_data_bytes or the server's limit: nothing saved */
   SESS_E_BAD_JSON = 12,          /* JSON text that does not parse or nests too deep */
   SESS_E_HEADER_TOO_LARGE = 13,  /* Cookie: header over SESS_MAX_COOKIE_HEADER bytes */
   SESS_E_STATE = 14,             /* call out of order (e.g. after sess_request_finish) */
@@ -141,10 +141,13 @@ SESS_API int sess_config_add_secret(sess_config *config, const void *secret, siz
 SESS_API int sess_config_set(sess_config *config, const char *name, const char *value);
 
 /* ---- Stores ----------------------------------------------------------- */
-/* Opens a store by URI ("cookie:", "memory:?max_sessions=100000", ...). Query
- * parameters are options, as with sess_config_set; options set on the config
- * override them. `config` may be freed right after. The store is thread-safe;
- * open it after fork(), never before. */
+/* Opens a store by URI ("cookie:", "memory:?max_sessions=100000",
+ * "redis://127.0.0.1:6379/0", "memcached://h1,h2", "file:///dir"; see
+ * docs/stores.md). Query parameters are options, as with sess_config_set;
+ * options set on the config override them. `config` may be freed right
+ * after. Server-side stores dial their server here: SESS_E_STORE_UNAVAILABLE
+ * when it is down. The store is thread-safe; open it after fork(), never
+ * before. */
 SESS_API int sess_store_open(const char *uri, const sess_config *config, sess_store **out);
 /* Releases the caller's reference; requests still using the store keep it
  * alive until they are freed. */
