@@ -33,13 +33,26 @@ class MemcachedStore::Call {
  public:
   explicit Call(MemcachedStore* store)
       : store_(store), lease_(store->pool_.acquire(store->options_.timeout, store->name_)) {
-    if (!lease_.get()) {
-      lease_.set(Client(memcached_clone(nullptr, store->template_.get())));
-      if (!lease_.get()) fail(Errc::no_memory, store->name_ + ": cannot create a client");
-    }
+    reused_ = bool(lease_.get());
+    if (!reused_) open_client();
   }
 
   memcached_st* get() { return lease_.get().get(); }
+
+  // Runs op(client). A reused client whose connection the server closed
+  // since its last use (a restart) fails at once: op runs once more on a new
+  // client. Every operation the store sends is idempotent.
+  template <typename Op>
+  memcached_return_t run(Op&& op) {
+    memcached_return_t rc = op(get());
+    if (reused_ && connection_lost(rc)) {
+      lease_.discard();
+      open_client();
+      reused_ = false;
+      rc = op(get());
+    }
+    return rc;
+  }
 
   [[noreturn]] void fail_with(memcached_return_t rc, const char* what) {
     const char* message = memcached_last_error_message(get());
@@ -53,8 +66,20 @@ class MemcachedStore::Call {
   }
 
  private:
+  static bool connection_lost(memcached_return_t rc) {
+    return rc == MEMCACHED_CONNECTION_FAILURE || rc == MEMCACHED_WRITE_FAILURE ||
+           rc == MEMCACHED_READ_FAILURE || rc == MEMCACHED_UNKNOWN_READ_FAILURE ||
+           rc == MEMCACHED_ERRNO || rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED;
+  }
+
+  void open_client() {
+    lease_.set(Client(memcached_clone(nullptr, store_->template_.get())));
+    if (!lease_.get()) fail(Errc::no_memory, store_->name_ + ": cannot create a client");
+  }
+
   MemcachedStore* store_;
   Pool<Client>::Lease lease_;
+  bool reused_ = false;
 };
 
 std::unique_ptr<MemcachedStore> MemcachedStore::open(std::string_view encoded_rest,
@@ -140,8 +165,13 @@ bool MemcachedStore::load(std::string_view key, int64_t, std::string* data) {
   Call call(this);
   size_t length = 0;
   uint32_t flags = 0;
-  memcached_return_t rc = MEMCACHED_SUCCESS;
-  char* value = memcached_get(call.get(), full_key.data(), full_key.size(), &length, &flags, &rc);
+  char* value = nullptr;
+  memcached_return_t rc = call.run([&](memcached_st* mc) {
+    memcached_return_t result = MEMCACHED_SUCCESS;
+    std::free(value);
+    value = memcached_get(mc, full_key.data(), full_key.size(), &length, &flags, &result);
+    return result;
+  });
   if (rc == MEMCACHED_NOTFOUND) return false;
   if (rc != MEMCACHED_SUCCESS) {
     std::free(value);
@@ -155,15 +185,19 @@ bool MemcachedStore::load(std::string_view key, int64_t, std::string* data) {
 void MemcachedStore::save(std::string_view key, std::string_view data, int64_t, int64_t ttl) {
   const std::string full_key = options_.prefix + std::string(key);
   Call call(this);
-  memcached_return_t rc = memcached_set(call.get(), full_key.data(), full_key.size(), data.data(),
-                                        data.size(), expiry_for(ttl), 0);
+  const time_t expiry = expiry_for(ttl);
+  memcached_return_t rc = call.run([&](memcached_st* mc) {
+    return memcached_set(mc, full_key.data(), full_key.size(), data.data(), data.size(), expiry, 0);
+  });
   if (rc != MEMCACHED_SUCCESS) call.fail_with(rc, "set");
 }
 
 void MemcachedStore::erase(std::string_view key) {
   const std::string full_key = options_.prefix + std::string(key);
   Call call(this);
-  memcached_return_t rc = memcached_delete(call.get(), full_key.data(), full_key.size(), 0);
+  memcached_return_t rc = call.run([&](memcached_st* mc) {
+    return memcached_delete(mc, full_key.data(), full_key.size(), 0);
+  });
   if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND) call.fail_with(rc, "delete");
 }
 

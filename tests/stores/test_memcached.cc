@@ -175,3 +175,20 @@ TEST_CASE("memcached: a value larger than the server accepts is a clear error") 
     CHECK(*s.get("user_id") == Value(42));
   });
 }
+
+TEST_CASE("memcached: a restart between two requests is not an error") {
+  MemcachedServer mc;
+  Fixture f(uri_for({&mc}, "pool=4"), {}, false);
+  Browser b;
+  log_in(f, b);
+  mc.process.stop();
+  mc.process.start();
+  for (int i = 0; i < 6; ++i) {
+    Errc rc = b.request([&](Request& r) {
+      Session& s = r.session(f.store, "sid");  // memcached forgot it: a new session
+      s.set("user_id", Value(int64_t(50 + i)));
+    });
+    CHECK(rc == Errc::ok);
+  }
+  b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("user_id") == Value(55)); });
+}

@@ -314,3 +314,20 @@ TEST_CASE("redis: nothing acknowledged is lost to a SIGKILL under load") {
   }
   CHECK(lost == 0);
 }
+
+TEST_CASE("redis: a restart between two requests is invisible to the second") {
+  RedisServer redis("appendonly yes\nappendfsync always\n");
+  Fixture f(redis.uri("pool=4"), {}, false);
+  // Several pooled connections, all to the server about to restart.
+  check_concurrent_cycles(redis.uri("pool=4"));
+  Browser b;
+  log_in(f, b);
+  redis.process.stop();
+  redis.restart();
+  for (int i = 0; i < 6; ++i)  // more requests than pooled connections
+    b.request([&](Request& r) {
+      Session& s = r.session(f.store, "sid");
+      CHECK(s.status() == SESS_STATUS_VALID);
+      CHECK(*s.get("user_id") == Value(42));
+    });
+}
