@@ -205,7 +205,7 @@ void Codec::encode(std::string_view name, std::string_view payload, int64_t now,
 }
 
 int Codec::decode(std::string_view name, std::string_view value, int64_t now,
-                  std::string* buffer, std::string_view* payload, int64_t* sealed_at) const {
+                  std::string* buffer, std::string_view* payload, Sealed* sealed) const {
   std::string& raw_buf = *buffer;
   if (!base64url_decode(value, &raw_buf)) return SESS_STATUS_MALFORMED;
   auto* raw = reinterpret_cast<unsigned char*>(raw_buf.data());
@@ -246,7 +246,7 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
   const auto at = int64_t(load_be64(p));
   const auto max_age = int64_t(load_be32(p + 8));
   if (max_age > 0 && at < now - max_age) return SESS_STATUS_EXPIRED;
-  if (sealed_at) *sealed_at = at;
+  if (sealed) *sealed = Sealed{at, max_age, key == &keys_[0]};
   *payload = std::string_view(reinterpret_cast<const char*>(p + kTimesSize), body - kTimesSize);
   return SESS_STATUS_VALID;
 }

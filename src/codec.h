@@ -19,6 +19,13 @@ namespace sessions {
 
 enum class CodecMode { aes_gcm, hmac_sha256 };
 
+// What decode learns about how a cookie value was sealed.
+struct Sealed {
+  int64_t at = 0;            // when
+  int64_t max_age = 0;       // the max age sealed with it; 0 = none
+  bool current_key = false;  // by the key that seals today (not a rotated-out one)
+};
+
 // Keys derived from one secret by HKDF-SHA256; never the secret itself.
 struct CodecKey {
   uint32_t id;   // the key id written into cookies
@@ -41,10 +48,10 @@ class Codec {
               std::string* out) const;
 
   // Opens `value` into *buffer (replaced). Returns a SESS_STATUS_* code; on
-  // SESS_STATUS_VALID *payload views the payload inside *buffer and
-  // *sealed_at holds the time it was sealed.
+  // SESS_STATUS_VALID *payload views the payload inside *buffer and *sealed
+  // (when given) says how it was sealed.
   int decode(std::string_view name, std::string_view value, int64_t now, std::string* buffer,
-             std::string_view* payload, int64_t* sealed_at = nullptr) const;
+             std::string_view* payload, Sealed* sealed = nullptr) const;
 
   CodecMode mode() const { return mode_; }
 

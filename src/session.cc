@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "base64url.h"
 #include "error.h"
@@ -15,6 +16,8 @@ namespace {
 // A server-side record whose cookie is a browser-session cookie (max_age 0)
 // and that has no idle or absolute timeout still needs an end.
 constexpr int64_t kUnboundedRecordTtl = 30 * 86400;
+// How long a server-side session's sealed ID cookie is sent back unchanged.
+constexpr int64_t kCookieResendWindow = 60;
 
 void validate_key(std::string_view key) {
   if (key.empty() || key.size() > 255)
@@ -55,6 +58,7 @@ void Session::release() {
   id_text_.clear();
   hashed_key_.clear();
   loaded_key_.clear();
+  incoming_cookie_.clear();
   cookie_override_.reset();
   modified_ = regenerated_ = destroyed_ = finished_ = false;
   keys_stale_ = true;
@@ -84,12 +88,12 @@ const std::string& Session::backend_key() const {
 int Session::open(std::string_view cookie_value, int64_t now) {
   std::string_view payload;
   const Store& store = *store_;
-  int64_t sealed_at = 0;
+  Sealed sealed;
   // For cookie: the cookie is opened into the record's own buffer, where its
   // payload, the record's frame, is decoded in place; for server-side stores
   // into a small buffer that holds the ID.
   std::string* opened = store.backend() ? &scratch_id_cookie_ : load_buffer(&record_);
-  int status = store.codec().decode(name_, cookie_value, now, opened, &payload, &sealed_at);
+  int status = store.codec().decode(name_, cookie_value, now, opened, &payload, &sealed);
   if (status != SESS_STATUS_VALID) return status;
   if (!store.backend()) {
     // Sealed with our key: written by this library, no need for the strict check.
@@ -101,7 +105,7 @@ int Session::open(std::string_view cookie_value, int64_t now) {
       // The cookie was sealed at the record's last save: if the record's TTL
       // has run out since, it expired; otherwise it was deleted or never was.
       const int64_t idle = store.settings().idle_timeout;
-      const int64_t age = now - sealed_at;
+      const int64_t age = now - sealed.at;
       return (idle > 0 && age > idle) || age >= kUnboundedRecordTtl ? SESS_STATUS_EXPIRED
                                                                    : SESS_STATUS_UNKNOWN_ID;
     }
@@ -109,6 +113,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     if (!decode_loaded(&record_, !store.backend()->private_to_process()))
       return SESS_STATUS_MALFORMED;
     loaded_key_ = backend_key();
+    incoming_cookie_.assign(cookie_value);
+    incoming_sealed_ = sealed;
   }
   return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
 }
@@ -128,6 +134,7 @@ void Session::load(const CookieJar::Candidates& candidates) {
     id_.clear();
     id_text_.clear();
     loaded_key_.clear();
+    incoming_cookie_.clear();
   }
   status_ = first_failure;
   record_.created = record_.last_seen = loaded_last_seen_ = now;
@@ -163,6 +170,25 @@ const CookieOptions& Session::effective_options(CookieOptions* scratch) const {
 CookieOptions Session::effective_options() const {
   CookieOptions scratch;
   return effective_options(&scratch);
+}
+
+// A server-side session's cookie holds only its ID. While the ID, the max
+// age and the sealing key are unchanged, the value the browser sent is sent
+// back (with fresh attributes) instead of a newly sealed one, for up to a
+// minute after it was sealed: an AES-GCM seal saved on most requests. The
+// sealed time then lags by at most that window (a tenth of the max age or
+// idle timeout when shorter), which is how much earlier the cookie's own
+// max age can run out.
+bool Session::can_resend_cookie(int64_t now, int64_t max_age) const {
+  if (incoming_cookie_.empty() || regenerated_ || loaded_key_ != backend_key()) return false;
+  const Sealed& sealed = incoming_sealed_;
+  const int64_t sealed_max_age = max_age > 0 ? std::min<int64_t>(max_age, UINT32_MAX) : 0;
+  if (!sealed.current_key || sealed.max_age != sealed_max_age) return false;
+  int64_t window = kCookieResendWindow;
+  if (max_age > 0) window = std::min(window, max_age / 10);
+  const int64_t idle = store_->settings().idle_timeout;
+  if (idle > 0) window = std::min(window, idle / 10);
+  return now >= sealed.at && now - sealed.at < window;
 }
 
 // The record lives as long as the longest the session may still be used: the
@@ -213,7 +239,10 @@ void Session::save(std::string* set_cookie) {
       random_bytes(raw, sizeof raw);
       assign_id(std::string_view(raw, sizeof raw));
     }
-    store_->codec().encode(name_, id_, now, options.max_age, set_cookie);
+    if (can_resend_cookie(now, options.max_age))
+      set_cookie->append(incoming_cookie_);
+    else
+      store_->codec().encode(name_, id_, now, options.max_age, set_cookie);
   } else {
     store_->codec().encode(name_, data, now, options.max_age, set_cookie);
   }

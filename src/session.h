@@ -67,6 +67,7 @@ class Session {
   CookieOptions effective_options() const;
   const CookieOptions& effective_options(CookieOptions* scratch) const;
   int64_t record_ttl(int64_t now, int64_t max_age) const;
+  bool can_resend_cookie(int64_t now, int64_t max_age) const;
   bool timed_out(int64_t now) const;
   bool touch_due(int64_t now) const;
   int open(std::string_view cookie_value, int64_t now);
@@ -83,6 +84,8 @@ class Session {
   std::string id_text_;    // base64url of id_: sess_session_id, and the backend key
   std::string hashed_key_; // base64url of SHA-256(id_): the backend key with hash_keys
   std::string loaded_key_; // backend key the session was read from, if any
+  std::string incoming_cookie_;  // the ID cookie it was read from (server-side stores)
+  Sealed incoming_sealed_;
   std::optional<CookieOptions> cookie_override_;
   bool modified_ = false;
   bool regenerated_ = false;

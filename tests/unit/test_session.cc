@@ -419,3 +419,53 @@ TEST_CASE("the full cycle from many threads on one memory store", "[threads]") {
   for (auto& th : threads) th.join();
   CHECK(failures == 0);
 }
+
+TEST_CASE("a server-side ID cookie is re-sealed at most once a minute") {
+  Fixture f("memory:");
+  Browser b;
+  auto value_of = [](const std::string& line) { return line.substr(0, line.find(';')); };
+  auto touch = [&](Browser& browser) {
+    REQUIRE(browser.request([&](Request& r) {
+      r.session(f.store, "sid").set("n", Value(int64_t(f.now)));
+    }) == Errc::ok);
+    REQUIRE(browser.last_set_cookies.size() == 1);
+    return browser.last_set_cookies[0];
+  };
+  const std::string first = touch(b);
+  f.now += 30;
+  const std::string second = touch(b);
+  CHECK(value_of(second) == value_of(first));  // the same sealed value...
+  CHECK(second != first);                      // ...with fresh Expires
+  f.now += 31;
+  const std::string third = touch(b);
+  CHECK(value_of(third) != value_of(first));   // sealed anew after a minute
+  b.request([&](Request& r) { CHECK(r.session(f.store, "sid").status() == SESS_STATUS_VALID); });
+
+  SECTION("a changed max age is sealed at once") {
+    b.request([&](Request& r) { r.session(f.store, "sid").set_option("max_age", "90d"); });
+    REQUIRE(b.last_set_cookies.size() == 1);
+    CHECK(value_of(b.last_set_cookies[0]) != value_of(third));
+  }
+  SECTION("a new ID is sealed at once") {
+    b.request([&](Request& r) { r.session(f.store, "sid").regenerate_id(); });
+    REQUIRE(b.last_set_cookies.size() == 1);
+    CHECK(value_of(b.last_set_cookies[0]) != value_of(third));
+  }
+  SECTION("a cookie sealed by a rotated-out key is sealed with the new one") {
+    Config config;
+    config.secrets = {"a-brand-new-secret-a-brand-new-secret!", kSecret};
+    auto rotated = Store::open("memory:", config);
+    // The session sends a value back only when the codec says the current
+    // key sealed it.
+    std::string buffer;
+    std::string_view payload;
+    Sealed sealed;
+    const std::string cookie = value_of(third).substr(std::string("sid=").size());
+    REQUIRE(rotated->codec().decode("sid", cookie, f.now, &buffer, &payload, &sealed) ==
+            SESS_STATUS_VALID);
+    CHECK_FALSE(sealed.current_key);
+    REQUIRE(f.store->codec().decode("sid", cookie, f.now, &buffer, &payload, &sealed) ==
+            SESS_STATUS_VALID);
+    CHECK(sealed.current_key);
+  }
+}
