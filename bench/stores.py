@@ -64,7 +64,8 @@ def redis_floor(port, threads, value_bytes, seconds):
     out = run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get,set",
                "-d", str(value_bytes), "-c", str(threads), "-n", str(requests),
                "-r", "100000", "--csv"])
-    rates = {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out)) if len(row) > 1}
+    rates = {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out))
+             if len(row) > 1 and row[0] in ("GET", "SET")}
     return rates["GET"], rates["SET"]
 
 
