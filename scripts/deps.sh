@@ -13,6 +13,7 @@ packages=(
   python3                                # end-to-end tests
   libhiredis-dev redis-server redis-tools  # redis: store, its tests, redis-benchmark
   libmemcached-dev memcached             # memcached: store and its tests
+  libsqlite3-dev                         # sqlite: store
 )
 
 missing=()

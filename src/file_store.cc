@@ -92,16 +92,11 @@ FileStore::FileStore(std::string dir, Options options) : dir_(std::move(dir)), o
 }
 
 void FileStore::start() {
-  collector_ = std::thread([this] { run_collector(); });
+  collector_.start(options_.gc_interval, [this] { collect(int64_t(std::time(nullptr))); });
 }
 
 FileStore::~FileStore() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (collector_.joinable()) collector_.join();
+  collector_.stop();  // it uses dir_fd_
   ::close(dir_fd_);
 }
 
@@ -198,15 +193,6 @@ size_t FileStore::collect(int64_t now) {
   }
   ::closedir(dir);
   return removed;
-}
-
-void FileStore::run_collector() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!wake_.wait_for(lock, options_.gc_interval, [this] { return stopping_; })) {
-    lock.unlock();
-    collect(int64_t(std::time(nullptr)));
-    lock.lock();
-  }
 }
 
 }  // namespace sessions

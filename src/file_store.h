@@ -11,13 +11,11 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "backend.h"
+#include "collector.h"
 #include "options.h"
 
 namespace sessions {
@@ -52,15 +50,11 @@ class FileStore : public Backend {
 
  private:
   std::string path_for(std::string_view key) const;
-  void run_collector();
 
   std::string dir_;
   Options options_;
   int dir_fd_ = -1;  // for fsync of renames
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread collector_;
+  Collector collector_;  // last: stopped before the rest is destroyed
 };
 
 }  // namespace sessions

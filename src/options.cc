@@ -108,6 +108,16 @@ ParsedUri parse_uri(std::string_view uri) {
   return out;
 }
 
+const std::string& safe_identifier(std::string_view name, const std::string& value) {
+  bool ok = !value.empty() && value.size() <= 63 &&
+            (std::isalpha(static_cast<unsigned char>(value[0])) || value[0] == '_');
+  for (char c : value)
+    ok = ok && c > 0 && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+  if (!ok)
+    bad_value(name, value, "a safe name (a letter or _, then letters, digits or _, at most 63)");
+  return value;
+}
+
 std::optional<std::string> take_option(OptionList* options, std::string_view name) {
   std::optional<std::string> value;
   for (auto it = options->begin(); it != options->end();) {

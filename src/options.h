@@ -19,6 +19,10 @@ int64_t parse_int(std::string_view name, std::string_view value, int64_t min, in
 // Seconds, with an optional unit: "90", "90s", "15m", "12h", "30d". May be negative.
 int64_t parse_duration(std::string_view name, std::string_view value);
 
+// An SQL table or a collection name that can be written into a statement
+// unquoted: [A-Za-z_][A-Za-z0-9_]{0,62}. Throws Errc::bad_option naming `name`.
+const std::string& safe_identifier(std::string_view name, const std::string& value);
+
 // Removes every option called `name` from *options and returns the last
 // value given (URI options come first, so a config's explicit one wins).
 std::optional<std::string> take_option(OptionList* options, std::string_view name);

@@ -9,6 +9,7 @@
 #include "memcached_store.h"
 #include "memory_store.h"
 #include "redis_store.h"
+#include "sqlite_store.h"
 
 namespace sessions {
 namespace {
@@ -18,10 +19,11 @@ namespace {
 constexpr std::string_view kBackendOptions[] = {
     "max_sessions", "shards",                                               // memory:
     "prefix", "pool", "connect_timeout_ms", "timeout_ms", "db", "user", "password",  // redis:
-    "fsync", "gc_interval"};                                                // file:
+    "fsync", "gc_interval",                                                 // file:
+    "table", "busy_timeout_ms", "synchronous"};                             // sqlite:
 
 // Schemes of stores that are designed (DESIGN.md) but not built yet.
-constexpr std::string_view kPlannedSchemes[] = {"sqlite", "postgresql", "postgres", "mongodb"};
+constexpr std::string_view kPlannedSchemes[] = {"postgresql", "postgres", "mongodb"};
 
 template <typename List>
 bool contains(const List& list, std::string_view item) {
@@ -90,11 +92,13 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
     backend = MemcachedStore::open(parsed.rest_encoded, &backend_options);
   } else if (parsed.scheme == "file") {
     backend = FileStore::open(parsed.rest, &backend_options);
+  } else if (parsed.scheme == "sqlite") {
+    backend = SqliteStore::open(parsed.rest, &backend_options);
   } else if (contains(kPlannedSchemes, parsed.scheme)) {
     fail(Errc::unsupported, "the " + parsed.scheme + ": store is not built into this version");
   } else {
     fail(Errc::bad_uri, "unknown store scheme '" + parsed.scheme +
-                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:)");
+                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:, sqlite:)");
   }
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +

@@ -4,7 +4,8 @@ route over HTTP with a cookie jar, as a browser would.
 
     test_demo.py --server build/examples/demo_server --store cookie:
 
---store redis, memcached or file starts that backing server (or directory)
+--store redis, memcached, file or sqlite starts that backing server (or makes
+the directory or database)
 itself on a free loopback port, and also checks that the demo answers 503
 while the server is down and recovers when it is back.
 """
@@ -59,6 +60,9 @@ class Backing:
         elif kind == "file":
             self.argv = None
             self.uri = f"file://{self.dir}/sessions"
+        elif kind == "sqlite":
+            self.argv = None
+            self.uri = f"sqlite://{self.dir}/sessions.db"
         else:
             self.argv = None
             self.uri = kind  # cookie:, memory:, or any URI

@@ -1,0 +1,274 @@
+// The sqlite: store on a database file in a temporary directory.
+#include <catch2/catch.hpp>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "contract.h"
+#include "servers.h"
+#include "sqlite_store.h"
+
+using namespace sessions;
+using namespace sessions::testing;
+
+namespace {
+
+// A plain sqlite3 connection to look at what the store wrote.
+struct RawDb {
+  sqlite3* db = nullptr;
+  explicit RawDb(const std::string& path) { REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK); }
+  ~RawDb() { sqlite3_close(db); }
+  std::string text(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    return out;
+  }
+  int exec(const std::string& sql) { return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr); }
+};
+
+Errc open_error(const std::string& uri) {
+  try {
+    Fixture f(uri);
+  } catch (const Error& e) {
+    UNSCOPED_INFO(e.what());
+    return e.code();
+  }
+  return Errc::ok;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite: the store contract") {
+  TempDir dir;
+  const std::string uri = "sqlite://" + dir.path() + "/sessions.db";
+  SECTION("round trip") { check_round_trip(uri); }
+  SECTION("regenerate_id") { check_regenerate_id(uri); }
+  SECTION("destroy") { check_destroy(uri); }
+  SECTION("foreign value") { check_foreign_value(uri); }
+  SECTION("hash_keys") { check_hash_keys(uri); }
+  SECTION("expiry") { check_expiry(uri); }
+  SECTION("concurrent cycles, pool smaller than the threads") {
+    check_concurrent_cycles(uri + "?pool=3&synchronous=normal");
+  }
+}
+
+TEST_CASE("sqlite: WAL mode, the table and its expiry index") {
+  TempDir dir;
+  const std::string path = dir.path() + "/s.db";
+  Fixture f("sqlite://" + path + "?table=app_sessions", {}, false);
+  Browser b;
+  const std::string id = log_in(f, b);
+  RawDb raw(path);
+  CHECK(raw.text("PRAGMA journal_mode") == "wal");
+  CHECK(raw.text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = "
+                 "'app_sessions' AND sql LIKE '%expires_at%'") == "app_sessions_expires_at");
+  CHECK(raw.text("SELECT count(*) FROM app_sessions WHERE id = '" + id + "'") == "1");
+  // The row expires with the cookie's max age (30 days by default).
+  const int64_t expires = std::stoll(raw.text("SELECT expires_at FROM app_sessions"));
+  CHECK(std::abs(expires - (int64_t(std::time(nullptr)) + 30 * 86400)) < 10);
+}
+
+TEST_CASE("sqlite: unsafe table names are refused; bound values cannot inject SQL") {
+  TempDir dir;
+  const std::string uri = "sqlite://" + dir.path() + "/s.db";
+  for (const char* table : {"bad-name", "x;DROP%20TABLE%20y", "1abc", "", "a%22b", "t%00"})
+    CHECK(open_error(uri + "?table=" + table) == Errc::bad_option);
+  CHECK(open_error(uri + "?table=" + std::string(64, 'a')) == Errc::bad_option);
+
+  SqliteStore store({dir.path() + "/s.db"});
+  store.start();
+  const std::string hostile = "x'); DROP TABLE sessions; --";
+  store.save(hostile, "data", 1000, 60);
+  std::string data;
+  REQUIRE(store.load(hostile, 1000, &data));
+  CHECK(data == "data");
+  RawDb raw(dir.path() + "/s.db");
+  CHECK(raw.text("SELECT count(*) FROM sessions") == "1");
+}
+
+TEST_CASE("sqlite: the collector deletes expired rows in batches, and only those") {
+  TempDir dir;
+  SqliteStore::Options options;
+  options.path = dir.path() + "/s.db";
+  options.synchronous = "NORMAL";
+  SqliteStore store(options);
+  store.start();
+  const int64_t now = 1'800'000'000;
+  const int expired = SqliteStore::kCollectBatch * 2 + 500;
+  for (int i = 0; i < expired; ++i) store.save("old" + std::to_string(i), "x", now - 100, 10);
+  for (int i = 0; i < 10; ++i) store.save("live" + std::to_string(i), "x", now, 600);
+  std::string data;
+  CHECK_FALSE(store.load("old1", now, &data));  // expired rows are never loaded
+  CHECK(store.collect(now) == size_t(expired));
+  CHECK(store.collect(now) == 0);
+  CHECK(store.load("live3", now, &data));
+}
+
+TEST_CASE("sqlite: the background collector runs without any request") {
+  TempDir dir;
+  const std::string path = dir.path() + "/s.db";
+  Fixture f("sqlite://" + path + "?gc_interval=1s", {{"max_age", "60"}}, true);
+  f.now = int64_t(std::time(nullptr)) - 10000;  // saved long ago: long expired
+  Browser b;
+  log_in(f, b);
+  RawDb raw(path);
+  REQUIRE(raw.text("SELECT count(*) FROM sessions") == "1");
+  for (int i = 0; i < 40 && raw.text("SELECT count(*) FROM sessions") != "0"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(raw.text("SELECT count(*) FROM sessions") == "0");
+}
+
+TEST_CASE("sqlite: a database locked by someone else, then released") {
+  TempDir dir;
+  const std::string path = dir.path() + "/s.db";
+  Fixture f("sqlite://" + path + "?busy_timeout_ms=200", {}, false);
+  Browser b;
+  log_in(f, b);
+  RawDb locker(path);
+  REQUIRE(locker.exec("BEGIN EXCLUSIVE") == SQLITE_OK);
+  const auto start = std::chrono::steady_clock::now();
+  Errc rc = b.request([&](Request& r) { r.session(f.store, "sid").set("x", Value(1)); });
+  const auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(rc == Errc::store_unavailable);
+  CHECK(b.last_set_cookies.empty());
+  CHECK(waited >= std::chrono::milliseconds(150));
+  CHECK(waited < std::chrono::milliseconds(2000));
+  REQUIRE(locker.exec("COMMIT") == SQLITE_OK);
+  b.request([&](Request& r) {
+    Session& s = r.session(f.store, "sid");
+    CHECK(*s.get("user_id") == Value(42));
+    CHECK(s.get("x") == nullptr);  // the failed save wrote nothing
+    s.set("x", Value(2));
+  });
+  CHECK(b.last_set_cookies.size() == 1);
+}
+
+TEST_CASE("sqlite: bad locations and files that are not databases") {
+  TempDir dir;
+  CHECK(open_error("sqlite://relative.db") == Errc::bad_uri);
+  CHECK(open_error("sqlite:") == Errc::bad_uri);
+  CHECK(open_error("sqlite:///nonexistent-dir/x/s.db") == Errc::store_unavailable);
+  std::ofstream(dir.path() + "/junk.db") << std::string(8192, 'j');
+  CHECK(open_error("sqlite://" + dir.path() + "/junk.db") == Errc::store_unavailable);
+  // A table of that name with another layout.
+  RawDb raw(dir.path() + "/other.db");
+  raw.exec("CREATE TABLE sessions (name TEXT, value TEXT)");
+  CHECK(open_error("sqlite://" + dir.path() + "/other.db") == Errc::store_unavailable);
+  CHECK(open_error("sqlite://" + dir.path() + "/s.db?synchronous=sometimes") == Errc::bad_option);
+  CHECK(open_error("sqlite://" + dir.path() + "/s.db?prefix=x") == Errc::bad_option);
+}
+
+TEST_CASE("sqlite: several processes share one database") {
+  TempDir dir;
+  const std::string uri = "sqlite://" + dir.path() + "/s.db?synchronous=normal";
+  { Fixture create(uri); }  // the table, before the processes race for it
+  constexpr int kProcesses = 3, kCycles = 150;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int failures = 0;
+      try {
+        Fixture f(uri, {}, false);
+        Browser b;
+        for (int i = 0; i < kCycles; ++i) {
+          b.request([&](Request& r) {
+            Session& s = r.session(f.store, "sid");
+            const Value* count = s.get("count");
+            if ((count ? *count->get_if<int64_t>() : 0) != i) ++failures;
+            s.set("count", Value(int64_t(i + 1)));
+            if (i % 50 == 49) s.regenerate_id();
+          });
+        }
+      } catch (...) {
+        failures = 1000;
+      }
+      ::_exit(failures == 0 ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  RawDb raw(dir.path() + "/s.db");
+  CHECK(raw.text("SELECT count(*) FROM sessions") == std::to_string(kProcesses));
+}
+
+TEST_CASE("sqlite: nothing acknowledged is lost when the process is killed under load") {
+  TempDir dir;
+  const std::string uri = "sqlite://" + dir.path() + "/s.db";
+  { Fixture create(uri); }
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // The writer: 8 threads saving new sessions; each acknowledged save is
+    // reported on the pipe as "jar value\n" (one write: atomic under PIPE_BUF).
+    ::close(fds[0]);
+    Fixture f(uri, {}, false);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        for (int64_t i = 0;; ++i) {
+          Browser b;
+          const int64_t value = t * 1'000'000 + i;
+          if (b.request([&](Request& r) { r.session(f.store, "sid").set("v", Value(value)); }) ==
+              Errc::ok) {
+            std::string line = b.jar + " " + std::to_string(value) + "\n";
+            if (::write(fds[1], line.data(), line.size()) < 0) ::_exit(2);
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string acknowledged;
+  std::thread reader([&] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) acknowledged.append(buf, size_t(n));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  reader.join();
+  ::close(fds[0]);
+
+  Fixture f(uri, {}, false);
+  std::istringstream lines(acknowledged);
+  std::string jar;
+  int64_t value = 0;
+  size_t count = 0, lost = 0;
+  while (lines >> jar >> value) {
+    ++count;
+    Browser b{jar, {}};
+    b.request([&](Request& r) {
+      const Value* v = r.session(f.store, "sid").get("v");
+      if (!v || *v != Value(value)) ++lost;
+    });
+  }
+  INFO("acknowledged saves: " << count);
+  CHECK(count > 100);
+  CHECK(lost == 0);
+}
