@@ -14,6 +14,7 @@ packages=(
   libhiredis-dev redis-server redis-tools  # redis: store, its tests, redis-benchmark
   libmemcached-dev memcached             # memcached: store and its tests
   libsqlite3-dev                         # sqlite: store
+  libpq-dev postgresql-15                # postgresql: store; a server the tests start (initdb)
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #include "file_store.h"
 #include "memcached_store.h"
 #include "memory_store.h"
+#include "postgres_store.h"
 #include "redis_store.h"
 #include "sqlite_store.h"
 
@@ -23,7 +24,7 @@ constexpr std::string_view kBackendOptions[] = {
     "table", "busy_timeout_ms", "synchronous"};                             // sqlite:
 
 // Schemes of stores that are designed (DESIGN.md) but not built yet.
-constexpr std::string_view kPlannedSchemes[] = {"postgresql", "postgres", "mongodb"};
+constexpr std::string_view kPlannedSchemes[] = {"mongodb"};
 
 template <typename List>
 bool contains(const List& list, std::string_view item) {
@@ -92,13 +93,15 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
     backend = MemcachedStore::open(parsed.rest_encoded, &backend_options);
   } else if (parsed.scheme == "file") {
     backend = FileStore::open(parsed.rest, &backend_options);
+  } else if (parsed.scheme == "postgresql" || parsed.scheme == "postgres") {
+    backend = PostgresStore::open(parsed.scheme + ":" + parsed.rest_encoded, &backend_options);
   } else if (parsed.scheme == "sqlite") {
     backend = SqliteStore::open(parsed.rest, &backend_options);
   } else if (contains(kPlannedSchemes, parsed.scheme)) {
     fail(Errc::unsupported, "the " + parsed.scheme + ": store is not built into this version");
   } else {
     fail(Errc::bad_uri, "unknown store scheme '" + parsed.scheme +
-                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:, sqlite:)");
+                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:, sqlite:, postgresql:)");
   }
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +

@@ -28,7 +28,9 @@ class TempDir {
 class ServerProcess {
  public:
   // argv[0] is the program; the server must listen on 127.0.0.1:port.
-  ServerProcess(std::vector<std::string> argv, int port);
+  // run_as: a user to run it as when the tests run as root (PostgreSQL
+  // refuses root).
+  ServerProcess(std::vector<std::string> argv, int port, std::string run_as = "");
   ~ServerProcess();  // SIGKILL if still running
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -36,7 +38,7 @@ class ServerProcess {
   int port() const { return port_; }
   void start();       // and wait until the port accepts connections
   void kill_hard();   // SIGKILL and reap: no shutdown work at all
-  void stop();        // SIGTERM and reap
+  void stop();        // a clean, fast shutdown (SIGINT) and reap
   void pause();       // SIGSTOP: connections hang, as on an overloaded host
   void resume();      // SIGCONT
   bool running() const { return pid_ > 0; }
@@ -45,7 +47,8 @@ class ServerProcess {
   void signal_and_reap(int sig);
   std::vector<std::string> argv_;
   int port_;
-  pid_t pid_ = -1;
+  std::string run_as_;
+  pid_t pid_ = -1;  // also its process group: signals reach its children
 };
 
 // redis-server with a config file written into dir; `extra` is appended to
@@ -66,6 +69,19 @@ struct MemcachedServer {
   ServerProcess process;
   // item_size_max: memcached's -I (values larger are refused).
   explicit MemcachedServer(const std::string& item_size_max = "1m");
+};
+
+// A PostgreSQL cluster of its own: initdb'ed once per test process into a
+// template (trust authentication for user "sessions" on 127.0.0.1), copied
+// for each server, run as user postgres when the tests run as root.
+struct PostgresServer {
+  TempDir dir;
+  int port = free_port();
+  ServerProcess process;
+  PostgresServer();
+  std::string uri(const std::string& query = "") const;
+  // Starts it again on the same port and waits until it accepts queries.
+  void restart();
 };
 
 }  // namespace sessions::testing

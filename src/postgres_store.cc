@@ -1,0 +1,351 @@
+#include "postgres_store.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <ctime>
+
+#include "error.h"
+
+namespace sessions {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ResultFree {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultFree>;
+
+std::string trimmed(const char* message) {
+  std::string s = message ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Waits until the connection's socket is ready, or the deadline passes.
+bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline) {
+  const int fd = PQsocket(conn);
+  if (fd < 0) return false;
+  pollfd p{fd, short(for_write ? POLLOUT : POLLIN), 0};
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return false;
+    int rc = ::poll(&p, 1, int(left.count()));
+    if (rc > 0) return true;
+    if (rc == 0 || errno != EINTR) return false;
+  }
+}
+
+std::string time_text(int64_t t) { return std::to_string(t); }
+
+}  // namespace
+
+// One libpq connection, non-blocking, with the store's prepared statements.
+// Used by one thread at a time (leased from the pool).
+class PostgresStore::Connection {
+ public:
+  Connection(PGconn* conn, std::string name) : conn_(conn), name_(std::move(name)) {}
+  ~Connection() { PQfinish(conn_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Closed by the server (a restart, a terminated backend): worth one retry
+  // on a new connection. A timeout is not: the server is slow, not gone.
+  bool closed_by_server() const { return !timed_out_ && PQstatus(conn_) != CONNECTION_OK; }
+  bool usable() const { return !timed_out_ && PQstatus(conn_) == CONNECTION_OK; }
+
+  template <typename Send>
+  Result run(Send&& send, std::chrono::milliseconds timeout, const char* what) {
+    const auto deadline = Clock::now() + timeout;
+    if (!send(conn_)) fail_connection(what);
+    int flushed;
+    while ((flushed = PQflush(conn_)) == 1)
+      if (!wait_socket(conn_, true, deadline)) fail_timeout(what, timeout);
+    if (flushed < 0) fail_connection(what);
+    Result outcome;
+    while (true) {
+      while (PQisBusy(conn_)) {
+        if (!wait_socket(conn_, false, deadline)) fail_timeout(what, timeout);
+        if (!PQconsumeInput(conn_)) fail_connection(what);
+      }
+      Result r(PQgetResult(conn_));
+      if (!r) break;
+      // Keep the first error, else the last result.
+      if (!outcome || !failed(outcome.get())) outcome = std::move(r);
+    }
+    if (!outcome) fail_connection(what);
+    if (failed(outcome.get())) {
+      const char* state = PQresultErrorField(outcome.get(), PG_DIAG_SQLSTATE);
+      const std::string code = state ? state : "";
+      std::string message = name_ + ": " + what + ": " + trimmed(PQresultErrorMessage(outcome.get()));
+      // Class 54 (program limit exceeded): a value over what the server takes.
+      if (code.rfind("54", 0) == 0) fail(Errc::value_too_large, message);
+      last_sqlstate_ = code;
+      if (PQstatus(conn_) != CONNECTION_OK) fail_connection(what);
+      fail(Errc::store_unavailable, message);
+    }
+    last_sqlstate_.clear();
+    return outcome;
+  }
+
+  Result exec(const std::string& sql, std::chrono::milliseconds timeout, const char* what) {
+    return run([&](PGconn* c) { return PQsendQuery(c, sql.c_str()) == 1; }, timeout, what);
+  }
+
+  Result prepared(const char* statement, std::initializer_list<std::string_view> params,
+                  int binary_param, std::chrono::milliseconds timeout, bool binary_result = false) {
+    const char* values[4];
+    int lengths[4], formats[4];
+    int n = 0;
+    for (std::string_view p : params) {
+      values[n] = p.data();
+      lengths[n] = int(p.size());
+      formats[n] = n == binary_param ? 1 : 0;
+      ++n;
+    }
+    return run(
+        [&](PGconn* c) {
+          return PQsendQueryPrepared(c, statement, n, values, lengths, formats,
+                                     binary_result ? 1 : 0) == 1;
+        },
+        timeout, statement);
+  }
+
+  void prepare(const char* statement, const std::string& sql, std::chrono::milliseconds timeout) {
+    run([&](PGconn* c) { return PQsendPrepare(c, statement, sql.c_str(), 0, nullptr) == 1; },
+        timeout, "prepare (does the table have another layout?)");
+  }
+
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+
+ private:
+  static bool failed(const PGresult* r) {
+    auto status = PQresultStatus(r);
+    return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+  }
+  [[noreturn]] void fail_connection(const char* what) const {
+    fail(Errc::store_unavailable, name_ + ": " + what + ": " + trimmed(PQerrorMessage(conn_)));
+  }
+  [[noreturn]] void fail_timeout(const char* what, std::chrono::milliseconds timeout) {
+    timed_out_ = true;  // the connection is mid-statement: never reused
+    fail(Errc::store_unavailable, name_ + ": " + what + ": no answer within " +
+                                      std::to_string(timeout.count()) + " ms");
+  }
+
+  PGconn* conn_;
+  std::string name_;
+  bool timed_out_ = false;
+  std::string last_sqlstate_;
+};
+
+// A connection leased for one call; see the header for the retry rule.
+class PostgresStore::Call {
+ public:
+  explicit Call(PostgresStore* store)
+      : store_(store), lease_(store->pool_.acquire(store->options_.timeout, store->name_)) {}
+
+  template <typename Fn>
+  auto run(Fn&& fn) {
+    bool reused = bool(lease_.get());
+    for (int attempt = 0;; ++attempt) {
+      if (!lease_.get()) lease_.set(store_->connect());
+      Connection& c = *lease_.get();
+      try {
+        return fn(c);
+      } catch (const Error&) {
+        const bool retry = reused && attempt == 0 && c.closed_by_server();
+        if (!c.usable()) lease_.discard();
+        if (!retry) throw;
+        reused = false;
+      }
+    }
+  }
+
+ private:
+  PostgresStore* store_;
+  Pool<ConnectionPtr>::Lease lease_;
+};
+
+std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view encoded_uri, OptionList* list) {
+  Options o;
+  char* error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(std::string(encoded_uri).c_str(), &error);
+  if (!parsed) {
+    std::string why = trimmed(error);
+    PQfreemem(error);
+    fail(Errc::bad_uri, "postgresql: URI: " + why);
+  }
+  for (PQconninfoOption* p = parsed; p->keyword; ++p)
+    if (p->val) o.params.emplace_back(p->keyword, p->val);
+  PQconninfoFree(parsed);
+  // libpq checks ports only when it connects: a bad one is the URI's error.
+  for (const auto& [keyword, value] : o.params) {
+    if (keyword != "port") continue;
+    std::string_view ports = value;
+    while (true) {
+      std::string_view port = ports.substr(0, ports.find(','));
+      int n = 0;
+      auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+      if (!port.empty() && (ec != std::errc() || end != port.data() + port.size() || n < 1 ||
+                            n > 65535))
+        fail(Errc::bad_uri, "postgresql: URI has an invalid port '" + std::string(port) + "'");
+      if (port.size() == ports.size()) break;
+      ports.remove_prefix(port.size() + 1);
+    }
+  }
+  // Any libpq parameter may also come in the query (sslmode=require, ...).
+  if (PQconninfoOption* defaults = PQconndefaults()) {
+    for (PQconninfoOption* p = defaults; p->keyword; ++p)
+      if (auto v = take_option(list, p->keyword)) o.params.emplace_back(p->keyword, *v);
+    PQconninfoFree(defaults);
+  }
+  if (auto v = take_option(list, "table")) o.table = safe_identifier("table", *v);
+  if (auto v = take_option(list, "pool")) o.pool = size_t(parse_int("pool", *v, 1, 1024));
+  if (auto v = take_option(list, "connect_timeout_ms"))
+    o.connect_timeout = std::chrono::milliseconds(parse_int("connect_timeout_ms", *v, 1, 600000));
+  if (auto v = take_option(list, "timeout_ms"))
+    o.timeout = std::chrono::milliseconds(parse_int("timeout_ms", *v, 1, 600000));
+  if (auto v = take_option(list, "gc_interval")) {
+    int64_t seconds = parse_duration("gc_interval", *v);
+    if (seconds < 1) fail(Errc::bad_option, "option gc_interval: at least 1 second");
+    o.gc_interval = std::chrono::seconds(seconds);
+  }
+  return std::make_unique<PostgresStore>(std::move(o));
+}
+
+PostgresStore::PostgresStore(Options options) : options_(std::move(options)), pool_(options_.pool) {
+  auto param = [&](const char* keyword, const char* fallback) {
+    for (const auto& [k, v] : options_.params)
+      if (k == keyword) return v;
+    return std::string(fallback);
+  };
+  name_ = "postgresql " + param("host", "localhost") + ":" + param("port", "5432") + "/" +
+          param("dbname", "");
+}
+
+PostgresStore::~PostgresStore() { collector_.stop(); }
+
+PostgresStore::ConnectionPtr PostgresStore::dial() const {
+  std::vector<const char*> keywords, values;
+  for (const auto& [k, v] : options_.params) {
+    keywords.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* raw = PQconnectStartParams(keywords.data(), values.data(), 0);
+  if (!raw) fail(Errc::no_memory, name_ + ": out of memory");
+  auto c = std::make_unique<Connection>(raw, name_);
+  auto refuse = [&](const std::string& why) {
+    fail(Errc::store_unavailable, name_ + ": cannot connect: " + why);
+  };
+  if (PQstatus(raw) == CONNECTION_BAD) refuse(trimmed(PQerrorMessage(raw)));
+  const auto deadline = Clock::now() + options_.connect_timeout;
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+  while (state != PGRES_POLLING_OK) {
+    if (state == PGRES_POLLING_FAILED) refuse(trimmed(PQerrorMessage(raw)));
+    if (!wait_socket(raw, state == PGRES_POLLING_WRITING, deadline))
+      refuse("no answer within " + std::to_string(options_.connect_timeout.count()) + " ms");
+    state = PQconnectPoll(raw);
+  }
+  if (PQsetnonblocking(raw, 1) != 0) refuse(trimmed(PQerrorMessage(raw)));
+  // The server gives up on a statement when the client does.
+  c->exec("SET statement_timeout = " + std::to_string(options_.timeout.count()), options_.timeout,
+          "configure");
+  return c;
+}
+
+PostgresStore::ConnectionPtr PostgresStore::connect() const {
+  ConnectionPtr c = dial();
+  const auto timeout = options_.timeout;
+  const std::string& t = options_.table;  // a safe identifier: checked at open
+  const std::string upsert = "INSERT INTO " + t + " (id, data, expires_at) "
+                             "VALUES ($1, $2::bytea, to_timestamp($3::float8)) "
+                             "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, "
+                             "expires_at = EXCLUDED.expires_at";
+  c->prepare("load", "SELECT data FROM " + t + " WHERE id = $1 AND expires_at > to_timestamp($2::float8)",
+             timeout);
+  c->prepare("save", upsert, timeout);
+  c->prepare("erase", "DELETE FROM " + t + " WHERE id = $1", timeout);
+  // One statement: every reader sees the session under exactly one ID.
+  c->prepare("move", "WITH gone AS (DELETE FROM " + t + " WHERE id = $4) " + upsert, timeout);
+  c->prepare("collect", "DELETE FROM " + t + " WHERE ctid IN (SELECT ctid FROM " + t +
+                            " WHERE expires_at <= to_timestamp($1::float8) LIMIT " +
+                            std::to_string(kCollectBatch) + ")",
+             timeout);
+  return c;
+}
+
+void PostgresStore::start() {
+  const std::string& t = options_.table;
+  const std::string create =
+      "CREATE TABLE IF NOT EXISTS " + t +
+      " (id text PRIMARY KEY, data bytea NOT NULL, expires_at timestamptz NOT NULL);"
+      "CREATE INDEX IF NOT EXISTS " + t + "_expires_at_idx ON " + t + " (expires_at)";
+  // A connection of its own: the pool's connections prepare statements
+  // against the table, which may not exist yet.
+  ConnectionPtr setup = dial();
+  for (int attempt = 0;; ++attempt) {
+    try {
+      setup->exec(create, options_.timeout, "create table");
+      break;
+    } catch (const Error&) {
+      // Two processes creating the table at once: one loses the race on the
+      // catalog's unique index; the table is there now.
+      const std::string& state = setup->last_sqlstate();
+      if (attempt > 0 || (state != "23505" && state != "42P07")) throw;
+    }
+  }
+  Call call(this);
+  call.run([](Connection&) { return 0; });  // the pool's first connection: prepares
+  collector_.start(options_.gc_interval, [this] { collect(int64_t(std::time(nullptr))); });
+}
+
+bool PostgresStore::load(std::string_view key, int64_t now, std::string* data) {
+  const std::string at = time_text(now);
+  Call call(this);
+  return call.run([&](Connection& c) {
+    Result r = c.prepared("load", {key, at}, -1, options_.timeout, /*binary_result=*/true);
+    if (PQntuples(r.get()) == 0) return false;
+    data->assign(PQgetvalue(r.get(), 0, 0), size_t(PQgetlength(r.get(), 0, 0)));
+    return true;
+  });
+}
+
+void PostgresStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
+  const std::string expires = time_text(now + std::max<int64_t>(ttl, 1));
+  Call call(this);
+  call.run([&](Connection& c) { return c.prepared("save", {key, data, expires}, 1, options_.timeout); });
+}
+
+void PostgresStore::erase(std::string_view key) {
+  Call call(this);
+  call.run([&](Connection& c) { return c.prepared("erase", {key}, -1, options_.timeout); });
+}
+
+void PostgresStore::move(std::string_view from, std::string_view to, std::string_view data,
+                         int64_t now, int64_t ttl) {
+  const std::string expires = time_text(now + std::max<int64_t>(ttl, 1));
+  Call call(this);
+  call.run([&](Connection& c) {
+    return c.prepared("move", {to, data, expires, from}, 1, options_.timeout);
+  });
+}
+
+size_t PostgresStore::collect(int64_t now) {
+  const std::string at = time_text(now);
+  size_t removed = 0;
+  while (true) {
+    Call call(this);  // a connection per batch: requests get theirs in between
+    Result r = call.run([&](Connection& c) { return c.prepared("collect", {at}, -1, options_.timeout); });
+    const int batch = std::atoi(PQcmdTuples(r.get()));
+    removed += size_t(batch);
+    if (batch < kCollectBatch) return removed;
+  }
+}
+
+}  // namespace sessions
