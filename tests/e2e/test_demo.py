@@ -4,8 +4,8 @@ route over HTTP with a cookie jar, as a browser would.
 
     test_demo.py --server build/examples/demo_server --store cookie:
 
---store redis, memcached, file or sqlite starts that backing server (or makes
-the directory or database)
+--store redis, memcached, postgresql, file or sqlite starts that backing
+server (or makes the directory or database)
 itself on a free loopback port, and also checks that the demo answers 503
 while the server is down and recovers when it is back.
 """
@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 
 SECRET = "e2e-secret-e2e-secret-e2e-secret-e2e!"
+PG_BIN = "/usr/lib/postgresql/15/bin/"
 results = {"passed": 0, "failed": 0}
 
 
@@ -63,10 +64,26 @@ class Backing:
         elif kind == "sqlite":
             self.argv = None
             self.uri = f"sqlite://{self.dir}/sessions.db"
+        elif kind == "postgresql":
+            # initdb as an unprivileged user (PostgreSQL refuses root).
+            data = os.path.join(self.dir, "data")
+            self.run_as = "postgres" if os.geteuid() == 0 else None
+            if self.run_as:
+                shutil.chown(self.dir, self.run_as, self.run_as)
+            subprocess.run(self.as_user([PG_BIN + "initdb", "-D", data, "-U", "sessions",
+                                         "--auth=trust", "--no-sync", "-E", "UTF8"]),
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.argv = self.as_user([PG_BIN + "postgres", "-D", data, "-p", str(self.port),
+                                      "-k", self.dir, "-c", "listen_addresses=127.0.0.1"])
+            self.uri = f"postgresql://sessions@127.0.0.1:{self.port}/postgres?timeout_ms=2000"
         else:
             self.argv = None
             self.uri = kind  # cookie:, memory:, or any URI
         self.start()
+
+    def as_user(self, argv):
+        return ["setpriv", f"--reuid={self.run_as}", f"--regid={self.run_as}", "--init-groups",
+                "--"] + argv if getattr(self, "run_as", None) else argv
 
     def start(self):
         if not self.argv:
@@ -76,7 +93,7 @@ class Backing:
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                time.sleep(0.1)  # past Redis' loading of its append-only file
+                time.sleep(0.3)  # past Redis' loading, PostgreSQL's recovery
                 return
             except OSError:
                 time.sleep(0.05)
@@ -240,7 +257,7 @@ def run_routes(binary, store, backing=None):
             check(status == 503 and not set_cookie, "a login with the store down sets no cookie")
             backing.start()
             status, body, _ = ann.call("/profile")
-            if backing.kind == "redis":  # append-only file: the session is still there
+            if backing.kind in ("redis", "postgresql"):  # persistent: the session is back
                 check(status == 200 and body["username"] == "ann", "redis back: the session is back")
             else:  # memcached keeps nothing across a restart
                 check(status == 401, f"memcached back: the session is gone: {status}")
