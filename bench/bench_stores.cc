@@ -9,7 +9,13 @@
 //   bench_stores memcached-floor PORT THREADS SECONDS TRIALS VALUE_BYTES
 //       operations per second of a bare libmemcached get+set loop, one client
 //       per thread, same key and value sizes and client settings as the store
+//   bench_stores sqlite-floor PATH THREADS SECONDS TRIALS VALUE_BYTES
+//       loops per second of a bare sqlite3 SELECT + upsert, one connection per
+//       thread, with the store's schema and settings (WAL, synchronous=FULL)
 #include <libmemcached/memcached.h>
+#include <sqlite3.h>
+
+#include <ctime>
 
 #include "workload.h"
 
@@ -60,11 +66,79 @@ double memcached_floor(int port, int threads, double seconds, int trials, size_t
   return median(samples);
 }
 
+double sqlite_floor(const std::string& path, int threads, double seconds, int trials,
+                    size_t value_bytes) {
+  const std::string value(value_bytes, 'v');
+  auto open = [&] {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(path.c_str(), &db,
+                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_exec(db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                 "CREATE TABLE IF NOT EXISTS floor (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT "
+                 "NULL, expires_at INTEGER NOT NULL);"
+                 "CREATE INDEX IF NOT EXISTS floor_expires_at ON floor (expires_at)",
+                 nullptr, nullptr, nullptr);
+    return db;
+  };
+  sqlite3_close(open());  // the schema, before the threads race for it
+  std::vector<double> samples;
+  for (int trial = 0; trial < trials; ++trial) {
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> total{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        sqlite3* db = open();
+        sqlite3_stmt *select = nullptr, *upsert = nullptr;
+        sqlite3_prepare_v2(db, "SELECT data FROM floor WHERE id = ?1 AND expires_at > ?2", -1,
+                           &select, nullptr);
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO floor (id, data, expires_at) VALUES (?1, ?2, ?3) ON "
+                           "CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = "
+                           "excluded.expires_at",
+                           -1, &upsert, nullptr);
+        const std::string key = std::string(41, 'k') + std::to_string(10 + t % 90);
+        int64_t n = 0;
+        while (!stop.load(std::memory_order_relaxed)) {
+          const int64_t now = int64_t(std::time(nullptr));
+          sqlite3_bind_text(select, 1, key.data(), int(key.size()), SQLITE_STATIC);
+          sqlite3_bind_int64(select, 2, now);
+          if (sqlite3_step(select) == SQLITE_ROW) sqlite3_column_bytes(select, 0);
+          sqlite3_reset(select);
+          sqlite3_bind_text(upsert, 1, key.data(), int(key.size()), SQLITE_STATIC);
+          sqlite3_bind_blob(upsert, 2, value.data(), int(value.size()), SQLITE_STATIC);
+          sqlite3_bind_int64(upsert, 3, now + 3600);
+          if (sqlite3_step(upsert) != SQLITE_DONE) {
+            std::fprintf(stderr, "sqlite floor: %s\n", sqlite3_errmsg(db));
+            std::exit(1);
+          }
+          sqlite3_reset(upsert);
+          ++n;
+        }
+        sqlite3_finalize(select);
+        sqlite3_finalize(upsert);
+        sqlite3_close(db);
+        total += n;
+      });
+    }
+    auto start = Clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& th : pool) th.join();
+    std::chrono::duration<double> elapsed = Clock::now() - start;
+    samples.push_back(double(total) / elapsed.count());
+  }
+  return median(samples);
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: bench_stores cycle URI THREADS SECONDS TRIALS\n"
                "       bench_stores record-bytes\n"
-               "       bench_stores memcached-floor PORT THREADS SECONDS TRIALS VALUE_BYTES\n");
+               "       bench_stores memcached-floor PORT THREADS SECONDS TRIALS VALUE_BYTES\n"
+               "       bench_stores sqlite-floor PATH THREADS SECONDS TRIALS VALUE_BYTES\n");
   return 2;
 }
 
@@ -92,6 +166,11 @@ int main(int argc, char** argv) {
     std::printf("%.0f\n", memcached_floor(std::atoi(argv[2]), std::atoi(argv[3]),
                                           std::atof(argv[4]), std::atoi(argv[5]),
                                           size_t(std::atol(argv[6]))));
+    return 0;
+  }
+  if (mode == "sqlite-floor" && argc == 7) {
+    std::printf("%.0f\n", sqlite_floor(argv[2], std::atoi(argv[3]), std::atof(argv[4]),
+                                       std::atoi(argv[5]), size_t(std::atol(argv[6]))));
     return 0;
   }
   return usage();
