@@ -8,6 +8,7 @@
 #include "file_store.h"
 #include "memcached_store.h"
 #include "memory_store.h"
+#include "mongodb_store.h"
 #include "postgres_store.h"
 #include "redis_store.h"
 #include "sqlite_store.h"
@@ -21,10 +22,11 @@ constexpr std::string_view kBackendOptions[] = {
     "max_sessions", "shards",                                               // memory:
     "prefix", "pool", "connect_timeout_ms", "timeout_ms", "db", "user", "password",  // redis:
     "fsync", "gc_interval",                                                 // file:
-    "table", "busy_timeout_ms", "synchronous"};                             // sqlite:
+    "table", "busy_timeout_ms", "synchronous",                              // sqlite:
+    "collection"};                                                          // mongodb:
 
 // Schemes of stores that are designed (DESIGN.md) but not built yet.
-constexpr std::string_view kPlannedSchemes[] = {"mongodb"};
+constexpr std::string_view kPlannedSchemes[] = {"dynamodb"};
 
 template <typename List>
 bool contains(const List& list, std::string_view item) {
@@ -95,13 +97,15 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
     backend = FileStore::open(parsed.rest, &backend_options);
   } else if (parsed.scheme == "postgresql" || parsed.scheme == "postgres") {
     backend = PostgresStore::open(parsed.scheme + ":" + parsed.rest_encoded, &backend_options);
+  } else if (parsed.scheme == "mongodb" || parsed.scheme == "mongodb+srv") {
+    backend = MongoStore::open(parsed.scheme, parsed.rest_encoded, &backend_options);
   } else if (parsed.scheme == "sqlite") {
     backend = SqliteStore::open(parsed.rest, &backend_options);
   } else if (contains(kPlannedSchemes, parsed.scheme)) {
     fail(Errc::unsupported, "the " + parsed.scheme + ": store is not built into this version");
   } else {
     fail(Errc::bad_uri, "unknown store scheme '" + parsed.scheme +
-                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:, sqlite:, postgresql:)");
+                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:, sqlite:, postgresql:, mongodb:)");
   }
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +

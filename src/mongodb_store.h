@@ -1,0 +1,50 @@
+// mongodb://host:27017,host2:27017/db?replicaSet=rs0&collection=sessions&timeout_ms=5000
+//
+// One document per session in a collection: { _id: key, data: BinData,
+// expires_at: Date }. A TTL index on expires_at (created at open) lets the
+// server delete expired documents; because its monitor runs only once a
+// minute, loads also filter on expires_at. Saves are upserts. Any MongoDB
+// driver URI works (replica sets, TLS, credentials): its options go to
+// libmongoc, whose thread-safe client pool hands each call a client.
+// MongoDB has no single-document move: regenerate_id inserts the new
+// document, then deletes the old (a reader may see both, never neither).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "backend.h"
+#include "options.h"
+
+typedef struct _mongoc_client_pool_t mongoc_client_pool_t;
+typedef struct _mongoc_uri_t mongoc_uri_t;
+
+namespace sessions {
+
+class MongoStore : public Backend {
+ public:
+  // scheme "mongodb" or "mongodb+srv"; encoded_rest as written. Consumes
+  // its options and every driver URI option from *options.
+  static std::unique_ptr<MongoStore> open(std::string_view scheme, std::string_view encoded_rest,
+                                          OptionList* options);
+  MongoStore(mongoc_uri_t* uri, std::string database, std::string collection);
+  ~MongoStore() override;
+
+  // Pings the deployment and creates the TTL index.
+  void start() override;
+
+  bool load(std::string_view key, int64_t now, std::string* data) override;
+  void save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) override;
+  void erase(std::string_view key) override;
+
+ private:
+  class Call;
+
+  std::string name_;
+  std::string database_, collection_;
+  mongoc_uri_t* uri_ = nullptr;
+  mongoc_client_pool_t* pool_ = nullptr;
+};
+
+}  // namespace sessions
