@@ -15,6 +15,7 @@ packages=(
   libmemcached-dev memcached             # memcached: store and its tests
   libsqlite3-dev                         # sqlite: store
   libpq-dev postgresql-15                # postgresql: store; a server the tests start (initdb)
+  libmongoc-dev libbson-dev              # mongodb: store, and the wire-protocol test server
 )
 
 missing=()

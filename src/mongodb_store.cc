@@ -11,10 +11,20 @@
 namespace sessions {
 namespace {
 
+// libmongoc's default log handler prints its debug chatter (a monitor that
+// cannot reach a server, twice a second) to the host's stdout. Only warnings
+// and errors reach it; the store reports failures through its own errors.
+void quiet_log(mongoc_log_level_t level, const char* domain, const char* message, void* data) {
+  if (level <= MONGOC_LOG_LEVEL_WARNING) mongoc_log_default_handler(level, domain, message, data);
+}
+
 // libmongoc wants mongoc_init() once per process before any other call.
 void init_driver_once() {
   static std::once_flag once;
-  std::call_once(once, [] { mongoc_init(); });
+  std::call_once(once, [] {
+    mongoc_init();
+    mongoc_log_set_handler(quiet_log, nullptr);
+  });
 }
 
 std::string percent_encode(std::string_view in) {

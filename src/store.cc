@@ -25,9 +25,6 @@ constexpr std::string_view kBackendOptions[] = {
     "table", "busy_timeout_ms", "synchronous",                              // sqlite:
     "collection"};                                                          // mongodb:
 
-// Schemes of stores that are designed (DESIGN.md) but not built yet.
-constexpr std::string_view kPlannedSchemes[] = {"dynamodb"};
-
 template <typename List>
 bool contains(const List& list, std::string_view item) {
   return std::find(std::begin(list), std::end(list), item) != std::end(list);
@@ -101,11 +98,10 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
     backend = MongoStore::open(parsed.scheme, parsed.rest_encoded, &backend_options);
   } else if (parsed.scheme == "sqlite") {
     backend = SqliteStore::open(parsed.rest, &backend_options);
-  } else if (contains(kPlannedSchemes, parsed.scheme)) {
-    fail(Errc::unsupported, "the " + parsed.scheme + ": store is not built into this version");
   } else {
     fail(Errc::bad_uri, "unknown store scheme '" + parsed.scheme +
-                            "' (built in: cookie:, memory:, redis:, redis+unix:, memcached:, file:, sqlite:, postgresql:, mongodb:)");
+                            "' (built in: cookie:, memory:, file:, sqlite:, redis:, redis+unix:, "
+                            "memcached:, postgresql:, mongodb:)");
   }
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +

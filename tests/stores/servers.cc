@@ -186,7 +186,26 @@ void ServerProcess::signal_and_reap(int sig) {
 void ServerProcess::kill_hard() { signal_and_reap(SIGKILL); }
 // SIGINT: a fast shutdown (PostgreSQL waits for its clients on SIGTERM).
 void ServerProcess::stop() { signal_and_reap(SIGINT); }
-void ServerProcess::pause() { signal_tree(pid_, SIGSTOP); }
+void ServerProcess::pause() {
+  signal_tree(pid_, SIGSTOP);
+  // The signal is asynchronous: a thread running on the other core could
+  // still answer a request. Wait until every thread of the server is stopped.
+  const std::string tasks = "/proc/" + std::to_string(pid_) + "/task";
+  for (int i = 0; i < 1000; ++i) {
+    bool all_stopped = true;
+    for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      size_t close = line.rfind(')');
+      if (close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'T' &&
+          line[close + 2] != 't')
+        all_stopped = false;
+    }
+    if (all_stopped) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
 void ServerProcess::resume() { signal_tree(pid_, SIGCONT); }
 
 RedisServer::RedisServer(const std::string& extra)

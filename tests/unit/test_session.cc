@@ -378,7 +378,6 @@ TEST_CASE("store URIs and options are validated at open") {
   CHECK(code_of("") == Errc::bad_uri);
   CHECK(code_of("nonsense") == Errc::bad_uri);
   CHECK(code_of("gopher://x") == Errc::bad_uri);
-  CHECK(code_of("mongodb://127.0.0.1/db") == Errc::unsupported);
   CHECK(code_of("cookie:/path") == Errc::bad_uri);
   CHECK(code_of("cookie:?max_sessions=5") == Errc::bad_option);
   CHECK(code_of("memory:?max_sessions=abc") == Errc::bad_option);
