@@ -17,6 +17,12 @@ run_suite() {  # name, cmake options...
 }
 
 run_suite release -DCMAKE_BUILD_TYPE=Release
+# The mongodb: store against a real MongoDB, when there is one (CI has none:
+# its tests there run against tests/stores/mongo_wire_server).
+if [ -n "${SESSIONS_TEST_MONGODB_URI:-}" ]; then
+  echo "== mongodb: against $SESSIONS_TEST_MONGODB_URI"
+  build/release/tests/store_tests "[real-mongodb]"
+fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSESSIONS_SANITIZE=ON -DSESSIONS_BUILD_BENCH=OFF
 
