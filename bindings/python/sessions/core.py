@@ -1,0 +1,351 @@
+"""The Pythonic API over the C ABI: Store, Request, Session, CookieOptions."""
+import ctypes
+import json
+import math
+import weakref
+from collections.abc import MutableMapping
+
+from . import errors
+from ._native import CONFIG_P, REQUEST_P, SESSION_P, STORE_P, lib
+
+_OK, _NOT_FOUND, _NO_MEMORY = 0, 1, 4
+_NIL, _BOOL, _INT, _DOUBLE, _STRING, _BYTES, _ARRAY, _MAP = range(8)
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+STATUS_NAMES = ("new", "valid", "expired", "tampered", "unknown_key", "malformed", "unknown_id")
+
+
+def _check(rc):
+    """Raises the exception of a failed call; returns rc (OK or NOT_FOUND)."""
+    if rc in (_OK, _NOT_FOUND):
+        return rc
+    if rc == _NO_MEMORY:
+        raise MemoryError(lib.sess_last_error().decode("utf-8", "replace"))
+    message = lib.sess_last_error().decode("utf-8", "replace") or \
+        lib.sess_strerror(rc).decode("utf-8", "replace")
+    raise errors.CLASSES.get(rc, errors.SessionsError)(rc, message)
+
+
+def _key(key):
+    if not isinstance(key, str):
+        raise TypeError(f"session keys are str, not {type(key).__name__}")
+    return key.encode("utf-8")
+
+
+def _take(ptr, length):
+    """Copies a buffer the library allocated, then frees it with sess_free."""
+    try:
+        return ctypes.string_at(ptr, length.value)
+    finally:
+        lib.sess_free(ptr)
+
+
+class CookieOptions:
+    """Cookie attributes for a store (None leaves the library's default:
+    Path=/, HttpOnly, SameSite=Lax, 30 days)."""
+
+    def __init__(self, path=None, domain=None, max_age=None, secure=None, http_only=None,
+                 same_site=None, partitioned=None):
+        self.path, self.domain, self.max_age = path, domain, max_age
+        self.secure, self.http_only = secure, http_only
+        self.same_site, self.partitioned = same_site, partitioned
+
+    def options(self):
+        out = []
+        for name in ("path", "domain", "max_age", "secure", "http_only", "same_site",
+                     "partitioned"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            out.append((name, str(int(value)) if isinstance(value, float) else str(value)))
+        return out
+
+
+class Store:
+    """A store opened by URI ("cookie:", "redis://...", ...), shared by all
+    threads. Close it (or use `with`) to release it; requests still open keep
+    it alive."""
+
+    def __init__(self, uri, secrets, cookie=None, **options):
+        if isinstance(secrets, (str, bytes)):
+            secrets = [secrets]
+        config = CONFIG_P()
+        _check(lib.sess_config_new(ctypes.byref(config)))
+        try:
+            for secret in secrets:
+                raw = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+                _check(lib.sess_config_add_secret(config, raw, len(raw)))
+            pairs = (cookie.options() if cookie else []) + [
+                (k, ("true" if v else "false") if isinstance(v, bool) else str(v))
+                for k, v in options.items()]
+            for name, value in pairs:
+                _check(lib.sess_config_set(config, name.encode(), value.encode("utf-8")))
+            handle = STORE_P()
+            _check(lib.sess_store_open(uri.encode("utf-8"), config, ctypes.byref(handle)))
+        finally:
+            lib.sess_config_free(config)
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, lib.sess_store_close, handle)
+
+    def begin(self, cookie_header=None):
+        """A request for one HTTP request's Cookie: header (str or bytes)."""
+        return Request(self, cookie_header)
+
+    def close(self):
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def handle(self):
+        if not self._finalizer.alive:
+            raise errors.StateError(14, "the store is closed")
+        return self._handle
+
+
+class Request:
+    """One HTTP request: its sessions and, after finish(), its Set-Cookie
+    values. Belongs to one thread. Close it (or use `with`) to free it."""
+
+    def __init__(self, store, cookie_header=None):
+        if isinstance(cookie_header, str):
+            cookie_header = cookie_header.encode("latin-1")
+        elif cookie_header is not None and not isinstance(cookie_header, bytes):
+            raise TypeError("cookie_header is str, bytes or None")
+        handle = REQUEST_P()
+        data = cookie_header or b""
+        _check(lib.sess_request_begin(data, len(data), ctypes.byref(handle)))
+        self._store = store  # kept alive while the request is
+        self._handle = handle
+        self._sessions = {}
+        self._finalizer = weakref.finalize(self, lib.sess_request_free, handle)
+
+    def session(self, name="session", store=None):
+        """The session under cookie `name` (loaded on first use)."""
+        if name in self._sessions:
+            return self._sessions[name]
+        store = store or self._store
+        out = SESSION_P()
+        _check(lib.sess_request_session(self._live(), store.handle, name.encode("utf-8"),
+                                        ctypes.byref(out)))
+        session = Session(self, out)
+        self._sessions[name] = session
+        return session
+
+    def finish(self):
+        """Saves what changed; returns the Set-Cookie header values. Raises
+        (having saved the other sessions) when one could not be saved."""
+        handle = self._live()
+        rc = lib.sess_request_finish(handle)
+        cookies = self.set_cookies()
+        _check(rc)
+        return cookies
+
+    def set_cookies(self):
+        handle = self._live()
+        out = []
+        for i in range(lib.sess_request_set_cookie_count(handle)):
+            length = ctypes.c_size_t()
+            ptr = lib.sess_request_set_cookie(handle, i, ctypes.byref(length))
+            out.append(ctypes.string_at(ptr, length.value).decode("latin-1"))
+        return out
+
+    def close(self):
+        for session in self._sessions.values():
+            session._handle = None
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _live(self):
+        if not self._finalizer.alive:
+            raise errors.StateError(14, "the request is closed")
+        return self._handle
+
+
+class Session(MutableMapping):
+    """A session's values as a mapping of str keys to None, bool, int, float,
+    str, bytes, list and dict (lists and dicts of JSON types)."""
+
+    def __init__(self, request, handle):
+        self._request = request
+        self._handle = handle
+
+    def _h(self):
+        if self._handle is None:
+            raise errors.StateError(14, "the request of this session is closed")
+        return self._handle
+
+    # -- metadata
+    @property
+    def name(self):
+        return lib.sess_session_name(self._h()).decode("utf-8")
+
+    @property
+    def id(self):
+        return lib.sess_session_id(self._h()).decode("ascii")
+
+    @property
+    def status(self):
+        return STATUS_NAMES[lib.sess_session_status(self._h())]
+
+    @property
+    def is_new(self):
+        return bool(lib.sess_session_is_new(self._h()))
+
+    @property
+    def modified(self):
+        return bool(lib.sess_session_is_modified(self._h()))
+
+    @property
+    def created(self):
+        return lib.sess_session_created(self._h())
+
+    @property
+    def last_seen(self):
+        return lib.sess_session_last_seen(self._h())
+
+    def regenerate_id(self):
+        _check(lib.sess_session_regenerate_id(self._h()))
+
+    def destroy(self):
+        _check(lib.sess_session_destroy(self._h()))
+
+    def set_option(self, name, value):
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        _check(lib.sess_session_set_option(self._h(), name.encode(), str(value).encode("utf-8")))
+
+    # -- values
+    def __getitem__(self, key):
+        h, k = self._h(), _key(key)
+        kind = ctypes.c_int()
+        if _check(lib.sess_get_type(h, k, ctypes.byref(kind))) == _NOT_FOUND:
+            raise KeyError(key)
+        kind = kind.value
+        if kind == _NIL:
+            return None
+        if kind == _BOOL:
+            out = ctypes.c_int()
+            _check(lib.sess_get_bool(h, k, ctypes.byref(out)))
+            return bool(out.value)
+        if kind == _INT:
+            out = ctypes.c_int64()
+            _check(lib.sess_get_int(h, k, ctypes.byref(out)))
+            return out.value
+        if kind == _DOUBLE:
+            out = ctypes.c_double()
+            _check(lib.sess_get_double(h, k, ctypes.byref(out)))
+            return out.value
+        ptr, length = ctypes.c_void_p(), ctypes.c_size_t()
+        if kind == _STRING:
+            _check(lib.sess_get_str(h, k, ctypes.byref(ptr), ctypes.byref(length)))
+            return ctypes.string_at(ptr, length.value).decode("utf-8")
+        if kind == _BYTES:
+            _check(lib.sess_get_bytes(h, k, ctypes.byref(ptr), ctypes.byref(length)))
+            return ctypes.string_at(ptr, length.value)
+        _check(lib.sess_get_json(h, k, ctypes.byref(ptr), ctypes.byref(length)))
+        return json.loads(_take(ptr, length))
+
+    def __setitem__(self, key, value):
+        h, k = self._h(), _key(key)
+        if value is None:
+            rc = lib.sess_set_nil(h, k)
+        elif isinstance(value, bool):
+            rc = lib.sess_set_bool(h, k, int(value))
+        elif isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise OverflowError("session integers are 64-bit")
+            rc = lib.sess_set_int(h, k, value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError("session floats must be finite")
+            rc = lib.sess_set_double(h, k, value)
+        elif isinstance(value, str):
+            raw = value.encode("utf-8")
+            rc = lib.sess_set_str(h, k, raw, len(raw))
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+            rc = lib.sess_set_bytes(h, k, raw, len(raw))
+        elif isinstance(value, (list, tuple, dict)):
+            raw = _to_json(value)
+            rc = lib.sess_set_json(h, k, raw, len(raw))
+        else:
+            raise TypeError(f"session values are None, bool, int, float, str, bytes, list or "
+                            f"dict, not {type(value).__name__}")
+        _check(rc)
+
+    def __delitem__(self, key):
+        if key not in self:
+            raise KeyError(key)
+        _check(lib.sess_delete(self._h(), _key(key)))
+
+    def __contains__(self, key):
+        if not isinstance(key, str):
+            return False
+        kind = ctypes.c_int()
+        return _check(lib.sess_get_type(self._h(), _key(key), ctypes.byref(kind))) == _OK
+
+    def __len__(self):
+        return lib.sess_count(self._h())
+
+    def __iter__(self):
+        h = self._h()
+        keys = []
+        for i in range(lib.sess_count(h)):
+            ptr, length = ctypes.c_void_p(), ctypes.c_size_t()
+            _check(lib.sess_key_at(h, i, ctypes.byref(ptr), ctypes.byref(length)))
+            keys.append(ctypes.string_at(ptr, length.value).decode("utf-8"))
+        return iter(keys)
+
+    def clear(self):
+        _check(lib.sess_clear(self._h()))
+
+    # -- flashes
+    def add_flash(self, value, kind="_flash"):
+        raw = _to_json(value)
+        _check(lib.sess_add_flash_json(self._h(), kind.encode("utf-8"), raw, len(raw)))
+
+    def flashes(self, kind="_flash"):
+        """The flashes of `kind`, removed from the session (read once)."""
+        ptr, length = ctypes.c_void_p(), ctypes.c_size_t()
+        _check(lib.sess_flashes_json(self._h(), kind.encode("utf-8"), ctypes.byref(ptr),
+                                     ctypes.byref(length)))
+        return json.loads(_take(ptr, length))
+
+    def __repr__(self):
+        return f"<Session {self.name!r} {self.status} {dict(self.items())!r}>"
+
+
+def _to_json(value):
+    """JSON for lists and dicts; refuses what JSON would change silently."""
+    def check(v, depth=0):
+        if depth > 24:
+            raise ValueError("session values nest at most 24 levels")
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            raise TypeError("bytes inside lists and dicts do not round-trip; store them "
+                            "under a key of their own")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("session floats must be finite")
+        if isinstance(v, dict):
+            for key, item in v.items():
+                if not isinstance(key, str):
+                    raise TypeError("dict keys in a session are str")
+                check(item, depth + 1)
+        elif isinstance(v, (list, tuple)):
+            for item in v:
+                check(item, depth + 1)
+        elif not (v is None or isinstance(v, (bool, int, float, str))):
+            raise TypeError(f"{type(v).__name__} cannot be stored in a session")
+    check(value)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
