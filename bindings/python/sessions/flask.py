@@ -7,7 +7,6 @@
 plus bytes). A response with a 5xx status saves nothing, so a half-done
 session never overwrites the stored one.
 """
-from collections.abc import MutableMapping
 
 from flask.sessions import SessionInterface as _FlaskInterface
 from flask.sessions import SessionMixin
@@ -15,7 +14,7 @@ from flask.sessions import SessionMixin
 from .errors import SessionsError
 
 
-class FlaskSession(MutableMapping, SessionMixin):
+class FlaskSession(SessionMixin):  # a MutableMapping
     def __init__(self, native, request):
         self.native = native
         self.request = request
