@@ -11,6 +11,7 @@ packages=(
   catch2                                 # unit tests (Catch2 v2)
   libcpp-httplib-dev                     # the demo server
   python3                                # end-to-end tests
+  python3-pytest python3-flask           # the Python binding's tests (Flask adapter)
   libhiredis-dev redis-server redis-tools  # redis: store, its tests, redis-benchmark
   libmemcached-dev memcached             # memcached: store and its tests
   libsqlite3-dev                         # sqlite: store
