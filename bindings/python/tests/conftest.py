@@ -6,3 +6,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 SECRET = "python-test-secret-python-test-secret!"
+
+# Absolute, so that child interpreters started elsewhere find it too.
+if os.environ.get("LIBSESSIONS_PATH"):
+    os.environ["LIBSESSIONS_PATH"] = os.path.abspath(os.environ["LIBSESSIONS_PATH"])
