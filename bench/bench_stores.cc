@@ -4,6 +4,9 @@
 //
 //   bench_stores cycle URI THREADS SECONDS TRIALS
 //       cycles per second: load by cookie, read 3 values, set 1, save
+//   bench_stores cycle-ns URI ITERATIONS
+//       nanoseconds per cycle on one thread (the C side of the Python
+//       binding's overhead, bench/python_overhead.py)
 //   bench_stores record-bytes
 //       the size of the benchmark's encoded session record
 //   bench_stores memcached-floor PORT THREADS SECONDS TRIALS VALUE_BYTES
@@ -136,6 +139,7 @@ double sqlite_floor(const std::string& path, int threads, double seconds, int tr
 int usage() {
   std::fprintf(stderr,
                "usage: bench_stores cycle URI THREADS SECONDS TRIALS\n"
+               "       bench_stores cycle-ns URI ITERATIONS\n"
                "       bench_stores record-bytes\n"
                "       bench_stores memcached-floor PORT THREADS SECONDS TRIALS VALUE_BYTES\n"
                "       bench_stores sqlite-floor PATH THREADS SECONDS TRIALS VALUE_BYTES\n");
@@ -159,6 +163,19 @@ int main(int argc, char** argv) {
     sess_store* store = open_store(argv[2]);
     std::printf("%.0f\n", cycle_throughput(store, std::atoi(argv[3]), std::atof(argv[4]),
                                            std::atoi(argv[5])));
+    sess_store_close(store);
+    return 0;
+  }
+  if (mode == "cycle-ns" && argc == 4) {
+    sess_store* store = open_store(argv[2]);
+    size_t record_bytes = 0;
+    const std::string header = make_session(store, &record_bytes);
+    const long n = std::atol(argv[3]);
+    for (long i = 0; i < n / 10; ++i) cycle(store, header, i);  // warm-up
+    auto start = Clock::now();
+    for (long i = 0; i < n; ++i) cycle(store, header, i);
+    std::chrono::duration<double, std::nano> elapsed = Clock::now() - start;
+    std::printf("%.0f\n", elapsed.count() / double(n));
     sess_store_close(store);
     return 0;
   }

@@ -102,7 +102,8 @@ _SIGNATURES = {
 def _candidates():
     env = os.environ.get("LIBSESSIONS_PATH")
     if env:
-        yield env
+        # A path to a file, even a relative one; dlopen would search for a bare name.
+        yield os.path.abspath(env) if os.path.exists(env) else env
     here = os.path.dirname(os.path.abspath(__file__))
     for name in ("libsessions.so.0", "libsessions.so"):
         yield os.path.join(here, name)

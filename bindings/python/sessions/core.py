@@ -2,6 +2,7 @@
 import ctypes
 import json
 import math
+import threading
 import weakref
 from collections.abc import MutableMapping
 
@@ -87,6 +88,7 @@ class Store:
         finally:
             lib.sess_config_free(config)
         self._handle = handle
+        self._open = handle  # None once closed; read on every request
         self._finalizer = weakref.finalize(self, lib.sess_store_close, handle)
 
     def begin(self, cookie_header=None):
@@ -94,6 +96,7 @@ class Store:
         return Request(self, cookie_header)
 
     def close(self):
+        self._open = None
         self._finalizer()
 
     def __enter__(self):
@@ -104,27 +107,52 @@ class Store:
 
     @property
     def handle(self):
-        if not self._finalizer.alive:
+        if self._open is None:
             raise errors.StateError(14, "the store is closed")
-        return self._handle
+        return self._open
+
+
+_free_request = lib.sess_request_free
+
+
+class _Scratch(threading.local):
+    """Out-parameters for the C calls, made once per thread: creating ctypes
+    objects on every call would cost more than the calls themselves."""
+
+    def __init__(self):
+        self.kind, self.int, self.double = ctypes.c_int(), ctypes.c_int64(), ctypes.c_double()
+        self.ptr, self.len = ctypes.c_void_p(), ctypes.c_size_t()
+        self.kind_ref, self.int_ref = ctypes.byref(self.kind), ctypes.byref(self.int)
+        self.double_ref = ctypes.byref(self.double)
+        self.ptr_ref, self.len_ref = ctypes.byref(self.ptr), ctypes.byref(self.len)
+
+
+_scratch = _Scratch()
 
 
 class Request:
     """One HTTP request: its sessions and, after finish(), its Set-Cookie
     values. Belongs to one thread. Close it (or use `with`) to free it."""
 
+    _handle = None  # so that __del__ works on a half-built request
+
     def __init__(self, store, cookie_header=None):
-        if isinstance(cookie_header, str):
-            cookie_header = cookie_header.encode("latin-1")
-        elif cookie_header is not None and not isinstance(cookie_header, bytes):
+        if type(cookie_header) is str:
+            data = cookie_header.encode("latin-1")
+        elif cookie_header is None:
+            data = b""
+        elif isinstance(cookie_header, (bytes, str)):
+            data = bytes(cookie_header) if isinstance(cookie_header, bytes) else \
+                cookie_header.encode("latin-1")
+        else:
             raise TypeError("cookie_header is str, bytes or None")
         handle = REQUEST_P()
-        data = cookie_header or b""
-        _check(lib.sess_request_begin(data, len(data), ctypes.byref(handle)))
+        rc = lib.sess_request_begin(data, len(data), ctypes.byref(handle))
+        if rc:
+            _check(rc)
         self._store = store  # kept alive while the request is
         self._handle = handle
         self._sessions = {}
-        self._finalizer = weakref.finalize(self, lib.sess_request_free, handle)
 
     def session(self, name="session", store=None):
         """The session under cookie `name` (loaded on first use)."""
@@ -132,8 +160,10 @@ class Request:
             return self._sessions[name]
         store = store or self._store
         out = SESSION_P()
-        _check(lib.sess_request_session(self._live(), store.handle, name.encode("utf-8"),
-                                        ctypes.byref(out)))
+        rc = lib.sess_request_session(self._live(), store._open or store.handle,
+                                      name.encode("utf-8"), ctypes.byref(out))
+        if rc:
+            _check(rc)
         session = Session(self, out)
         self._sessions[name] = session
         return session
@@ -141,25 +171,32 @@ class Request:
     def finish(self):
         """Saves what changed; returns the Set-Cookie header values. Raises
         (having saved the other sessions) when one could not be saved."""
-        handle = self._live()
-        rc = lib.sess_request_finish(handle)
+        rc = lib.sess_request_finish(self._live())
         cookies = self.set_cookies()
-        _check(rc)
+        if rc:
+            _check(rc)
         return cookies
 
     def set_cookies(self):
         handle = self._live()
+        sc = _scratch
         out = []
         for i in range(lib.sess_request_set_cookie_count(handle)):
-            length = ctypes.c_size_t()
-            ptr = lib.sess_request_set_cookie(handle, i, ctypes.byref(length))
-            out.append(ctypes.string_at(ptr, length.value).decode("latin-1"))
+            ptr = lib.sess_request_set_cookie(handle, i, sc.len_ref)
+            out.append(ctypes.string_at(ptr, sc.len.value).decode("latin-1"))
         return out
 
     def close(self):
-        for session in self._sessions.values():
-            session._handle = None
-        self._finalizer()
+        """Frees the native request (idempotent); its sessions become unusable."""
+        handle, self._handle = self._handle, None
+        if handle:
+            for session in self._sessions.values():
+                session._handle = None
+            _free_request(handle)
+
+    # A request that was never closed is freed when collected. (Not a
+    # weakref.finalize: creating one per request costs microseconds.)
+    __del__ = close
 
     def __enter__(self):
         return self
@@ -167,8 +204,12 @@ class Request:
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    def closed(self):
+        return self._handle is None
+
     def _live(self):
-        if not self._finalizer.alive:
+        if self._handle is None:
             raise errors.StateError(14, "the request is closed")
         return self._handle
 
@@ -228,42 +269,50 @@ class Session(MutableMapping):
 
     # -- values
     def __getitem__(self, key):
-        h, k = self._h(), _key(key)
-        kind = ctypes.c_int()
-        if _check(lib.sess_get_type(h, k, ctypes.byref(kind))) == _NOT_FOUND:
-            raise KeyError(key)
-        kind = kind.value
+        h = self._handle
+        if h is None:
+            self._h()
+        if type(key) is not str:
+            _key(key)
+        k = key.encode("utf-8")
+        sc = _scratch
+        rc = lib.sess_get_type(h, k, sc.kind_ref)
+        if rc:
+            if rc == _NOT_FOUND:
+                raise KeyError(key)
+            _check(rc)
+        kind = sc.kind.value
+        if kind == _STRING:
+            _check(lib.sess_get_str(h, k, sc.ptr_ref, sc.len_ref))
+            return ctypes.string_at(sc.ptr, sc.len.value).decode("utf-8")
+        if kind == _INT:
+            _check(lib.sess_get_int(h, k, sc.int_ref))
+            return sc.int.value
         if kind == _NIL:
             return None
         if kind == _BOOL:
-            out = ctypes.c_int()
-            _check(lib.sess_get_bool(h, k, ctypes.byref(out)))
-            return bool(out.value)
-        if kind == _INT:
-            out = ctypes.c_int64()
-            _check(lib.sess_get_int(h, k, ctypes.byref(out)))
-            return out.value
+            _check(lib.sess_get_bool(h, k, sc.kind_ref))
+            return bool(sc.kind.value)
         if kind == _DOUBLE:
-            out = ctypes.c_double()
-            _check(lib.sess_get_double(h, k, ctypes.byref(out)))
-            return out.value
-        ptr, length = ctypes.c_void_p(), ctypes.c_size_t()
-        if kind == _STRING:
-            _check(lib.sess_get_str(h, k, ctypes.byref(ptr), ctypes.byref(length)))
-            return ctypes.string_at(ptr, length.value).decode("utf-8")
+            _check(lib.sess_get_double(h, k, sc.double_ref))
+            return sc.double.value
         if kind == _BYTES:
-            _check(lib.sess_get_bytes(h, k, ctypes.byref(ptr), ctypes.byref(length)))
-            return ctypes.string_at(ptr, length.value)
+            _check(lib.sess_get_bytes(h, k, sc.ptr_ref, sc.len_ref))
+            return ctypes.string_at(sc.ptr, sc.len.value)
+        ptr, length = ctypes.c_void_p(), ctypes.c_size_t()
         _check(lib.sess_get_json(h, k, ctypes.byref(ptr), ctypes.byref(length)))
         return json.loads(_take(ptr, length))
 
     def __setitem__(self, key, value):
-        h, k = self._h(), _key(key)
+        h = self._handle
+        if h is None:
+            self._h()
+        k = key.encode("utf-8") if type(key) is str else _key(key)
         if value is None:
             rc = lib.sess_set_nil(h, k)
-        elif isinstance(value, bool):
+        elif value is True or value is False:
             rc = lib.sess_set_bool(h, k, int(value))
-        elif isinstance(value, int):
+        elif type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
             if not _INT64_MIN <= value <= _INT64_MAX:
                 raise OverflowError("session integers are 64-bit")
             rc = lib.sess_set_int(h, k, value)
@@ -283,7 +332,8 @@ class Session(MutableMapping):
         else:
             raise TypeError(f"session values are None, bool, int, float, str, bytes, list or "
                             f"dict, not {type(value).__name__}")
-        _check(rc)
+        if rc:
+            _check(rc)
 
     def __delitem__(self, key):
         if key not in self:

@@ -34,7 +34,7 @@ class SessionMiddleware:
         environ["sessions.request"] = request
 
         def start_with_cookies(status, headers, exc_info=None):
-            if not request._finalizer.alive or getattr(request, "_finished", False):
+            if request.closed or getattr(request, "_finished", False):
                 return start_response(status, headers, exc_info)
             request._finished = True
             try:
