@@ -144,3 +144,28 @@ def test_closed_handles_refuse_use():
     store.close()
     with pytest.raises(sessions.StateError):
         store.begin().session("sid")
+
+
+def test_one_store_from_many_threads():
+    import threading
+    errors_seen = []
+    with sessions.Store("memory:", secrets=[SECRET]) as store:
+        def worker(t):
+            try:
+                header = None
+                for i in range(300):
+                    with store.begin(header) as request:
+                        s = request.session("sid")
+                        assert s.get("count", 0) == i and s.get("thread", t) == t
+                        s["count"] = i + 1
+                        s["thread"] = t
+                        cookies = request.finish()
+                    header = cookies[0].split(";")[0]
+            except Exception as e:  # reported below, in the main thread
+                errors_seen.append(e)
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    assert errors_seen == []
