@@ -391,6 +391,27 @@ int sess_get_json(const sess_session* s, const char* key, char** out, size_t* le
   });
 }
 
+int sess_get_msgpack(const sess_session* s, const char* key, char** out, size_t* len) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    const Value* v = nullptr;
+    int rc = lookup(s, key, &v);
+    if (rc != SESS_OK) return rc;
+    return give_string(sessions::to_msgpack(*v), out, len);
+  });
+}
+
+int sess_set_msgpack(sess_session* s, const char* key, const void* data, size_t len) {
+  return guard([&]() -> int {
+    Value v;
+    if (!sessions::from_msgpack(bytes_arg(static_cast<const char*>(data), len, "data"), &v))
+      sessions::fail(sessions::Errc::invalid_argument,
+                     "not one MessagePack value of the session model (nil, bool, int64, float, "
+                     "UTF-8 str, bin, array, map with str keys; nesting <= 24)");
+    return set_value(s, key, std::move(v));
+  });
+}
+
 int sess_set_nil(sess_session* s, const char* key) {
   return guard([&]() -> int { return set_value(s, key, Value()); });
 }

@@ -217,6 +217,13 @@ SESS_API int sess_set_str(sess_session *s, const char *key, const char *value, s
 SESS_API int sess_set_bytes(sess_session *s, const char *key, const void *value, size_t len);
 /* Parses JSON text (objects become maps, arrays arrays, ...), nesting <= 24. */
 SESS_API int sess_set_json(sess_session *s, const char *key, const char *json, size_t len);
+/* Any value as one MessagePack document, exact for every type (bytes inside
+ * arrays and maps too: bin); caller frees with sess_free. Since 0.1. */
+SESS_API int sess_get_msgpack(const sess_session *s, const char *key, char **out, size_t *len);
+/* Sets a value from one MessagePack document (nil, bool, int up to int64,
+ * float, UTF-8 str, bin, array, map with str keys; nesting <= 24); anything
+ * else is SESS_E_INVALID_ARGUMENT. */
+SESS_API int sess_set_msgpack(sess_session *s, const char *key, const void *data, size_t len);
 
 SESS_API int sess_delete(sess_session *s, const char *key); /* SESS_OK even if absent */
 SESS_API int sess_clear(sess_session *s);                   /* removes all values */

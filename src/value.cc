@@ -204,4 +204,31 @@ bool unpack_value(const msgpack_object& o, Value* out, int depth) {
   }
 }
 
+namespace {
+int append_to_string(void* data, const char* buf, size_t len) {
+  static_cast<std::string*>(data)->append(buf, len);
+  return 0;
+}
+}  // namespace
+
+std::string to_msgpack(const Value& v) {
+  std::string out;
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &out, append_to_string);
+  pack_value(&pk, v);
+  return out;
+}
+
+bool from_msgpack(std::string_view bytes, Value* out) {
+  msgpack_zone* zone = msgpack_zone_new(2048);
+  if (!zone) fail(Errc::no_memory, "out of memory");
+  msgpack_object object;
+  size_t offset = 0;
+  const bool ok = msgpack_unpack(bytes.data(), bytes.size(), &offset, zone, &object) ==
+                      MSGPACK_UNPACK_SUCCESS &&
+                  offset == bytes.size() && unpack_value(object, out);
+  msgpack_zone_free(zone);
+  return ok;
+}
+
 }  // namespace sessions

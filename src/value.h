@@ -72,5 +72,9 @@ Value from_json(std::string_view json);
 // int64's range).
 void pack_value(msgpack_packer* pk, const Value& v);
 bool unpack_value(const msgpack_object& o, Value* out, int depth = 0);
+// One value as a whole MessagePack document, and back (false: not exactly
+// one object of our model). Exact for every type, bytes inside containers too.
+std::string to_msgpack(const Value& v);
+bool from_msgpack(std::string_view bytes, Value* out);
 
 }  // namespace sessions

@@ -127,6 +127,24 @@ TEST_CASE("C: absent keys, wrong types and bad arguments") {
   CHECK(sess_set_str(s, "k", nullptr, 0) == SESS_OK);
   CHECK(sess_set_double(s, "nan", std::nan("")) == SESS_E_INVALID_ARGUMENT);
   CHECK(sess_set_json(s, "j", "{oops", 5) == SESS_E_BAD_JSON);
+  // MessagePack: exact, bytes inside containers included; anything outside
+  // the model is refused.
+  {
+    const char packed[] = "\x92\xc4\x02\x00\xff\x81\xa1k\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00";
+    const size_t packed_len = sizeof packed - 1;  // [bin 00ff, {"k": 1.5}]
+    CHECK(sess_set_msgpack(s, "mp", packed, packed_len) == SESS_OK);
+    char* out = nullptr;
+    size_t out_len = 0;
+    REQUIRE(sess_get_msgpack(s, "mp", &out, &out_len) == SESS_OK);
+    CHECK(std::string(out, out_len) == std::string(packed, packed_len));
+    sess_free(out);
+    CHECK(sess_get_msgpack(s, "missing", &out, &out_len) == SESS_NOT_FOUND);
+    CHECK(sess_set_msgpack(s, "mp", "\xc1", 1) == SESS_E_INVALID_ARGUMENT);          // never used
+    CHECK(sess_set_msgpack(s, "mp", "\xd4\x01\x00", 3) == SESS_E_INVALID_ARGUMENT);  // ext
+    CHECK(sess_set_msgpack(s, "mp", "\x81\x01\x02", 3) == SESS_E_INVALID_ARGUMENT);  // int key
+    CHECK(sess_set_msgpack(s, "mp", "\x01\x02", 2) == SESS_E_INVALID_ARGUMENT);      // two values
+    CHECK(sess_set_msgpack(s, "mp", "", 0) == SESS_E_INVALID_ARGUMENT);
+  }
   CHECK(sess_get_int(nullptr, "k", &i) == SESS_E_INVALID_ARGUMENT);
   CHECK(sess_get_int(s, "k", nullptr) == SESS_E_INVALID_ARGUMENT);
   CHECK(sess_delete(s, "missing") == SESS_OK);

@@ -89,6 +89,8 @@ _SIGNATURES = {
     "sess_set_str": (c_int, [SESSION_P, c_char_p, c_char_p, c_size_t]),
     "sess_set_bytes": (c_int, [SESSION_P, c_char_p, c_char_p, c_size_t]),
     "sess_set_json": (c_int, [SESSION_P, c_char_p, c_char_p, c_size_t]),
+    "sess_get_msgpack": (c_int, [SESSION_P, c_char_p, P(c_void_p), P(c_size_t)]),
+    "sess_set_msgpack": (c_int, [SESSION_P, c_char_p, c_char_p, c_size_t]),
     "sess_delete": (c_int, [SESSION_P, c_char_p]),
     "sess_clear": (c_int, [SESSION_P]),
     "sess_count": (c_size_t, [SESSION_P]),

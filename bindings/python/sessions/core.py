@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import MutableMapping
 
-from . import errors
+from . import _msgpack, errors
 from ._native import CONFIG_P, REQUEST_P, SESSION_P, STORE_P, lib
 
 _OK, _NOT_FOUND, _NO_MEMORY = 0, 1, 4
@@ -300,8 +300,8 @@ class Session(MutableMapping):
             _check(lib.sess_get_bytes(h, k, sc.ptr_ref, sc.len_ref))
             return ctypes.string_at(sc.ptr, sc.len.value)
         ptr, length = ctypes.c_void_p(), ctypes.c_size_t()
-        _check(lib.sess_get_json(h, k, ctypes.byref(ptr), ctypes.byref(length)))
-        return json.loads(_take(ptr, length))
+        _check(lib.sess_get_msgpack(h, k, ctypes.byref(ptr), ctypes.byref(length)))
+        return _msgpack.unpack(_take(ptr, length))
 
     def __setitem__(self, key, value):
         h = self._handle
@@ -327,8 +327,8 @@ class Session(MutableMapping):
             raw = bytes(value)
             rc = lib.sess_set_bytes(h, k, raw, len(raw))
         elif isinstance(value, (list, tuple, dict)):
-            raw = _to_json(value)
-            rc = lib.sess_set_json(h, k, raw, len(raw))
+            raw = _msgpack.pack(value)  # exact: bytes inside stay bytes
+            rc = lib.sess_set_msgpack(h, k, raw, len(raw))
         else:
             raise TypeError(f"session values are None, bool, int, float, str, bytes, list or "
                             f"dict, not {type(value).__name__}")

@@ -22,6 +22,7 @@ VALUES = {
     "max": 2 ** 63 - 1, "min": -(2 ** 63), "float": 2.5, "tiny": 5e-324, "str": "Zoë ✓",
     "empty": "", "bytes": b"\x00\xff\x10", "list": [1, "two", 3.0, None, [True]],
     "dict": {"a": {"b": [1, 2]}, "": "empty key"},
+    "nested bytes": [b"\x00", {"raw": b"\xff" * 300, "n": -(2 ** 63)}, 1.0, "x" * 300],
 }
 
 
@@ -64,7 +65,7 @@ def test_bad_values_are_refused_with_clear_errors(store):
         with pytest.raises(TypeError):
             s["set"] = {1, 2}
         with pytest.raises(TypeError):
-            s["nested bytes"] = [b"x"]
+            s["int keys"] = {1: "x"}
         with pytest.raises(ValueError):
             s["nan"] = float("nan")
         with pytest.raises(OverflowError):
