@@ -324,6 +324,24 @@ int sess_get_type(const sess_session* s, const char* key, int* type) {
   });
 }
 
+int sess_get(const sess_session* s, const char* key, sess_value* out) {
+  return guard([&]() -> int {
+    require(out, "output pointer");
+    const Value* v = nullptr;
+    int rc = lookup(s, key, &v);
+    if (rc != SESS_OK) return rc;
+    *out = sess_value{};
+    out->type = static_cast<int>(v->type());
+    if (auto* b = v->get_if<bool>()) out->boolean = *b ? 1 : 0;
+    else if (auto* i = v->get_if<int64_t>()) out->integer = *i;
+    else if (auto* d = v->get_if<double>()) out->real = *d;
+    else if (auto* str = v->get_if<std::string>()) out->data = str->data(), out->len = str->size();
+    else if (auto* bytes = v->get_if<sessions::Bytes>())
+      out->data = bytes->data.data(), out->len = bytes->data.size();
+    return SESS_OK;
+  });
+}
+
 int sess_get_bool(const sess_session* s, const char* key, int* out) {
   return guard([&]() -> int {
     require(out, "output pointer");

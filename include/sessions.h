@@ -200,6 +200,19 @@ SESS_API int sess_session_set_option(sess_session *s, const char *name, const ch
  * another type; they never convert. Borrowed outputs (convention 5) stay valid
  * until the next modifying call on the session. */
 SESS_API int sess_get_type(const sess_session *s, const char *key, int *type);
+/* A value of any scalar type in one call. `type` is always set; the field
+ * of that type is filled: boolean (bool), integer (int), real (double), data
+ * and len (string or bytes, borrowed as above). Arrays and maps fill only
+ * `type`: read them with sess_get_msgpack or sess_get_json. */
+typedef struct sess_value {
+  int type; /* SESS_TYPE_* */
+  int boolean;
+  int64_t integer;
+  double real;
+  const char *data;
+  size_t len;
+} sess_value;
+SESS_API int sess_get(const sess_session *s, const char *key, sess_value *out);
 SESS_API int sess_get_bool(const sess_session *s, const char *key, int *out);
 SESS_API int sess_get_int(const sess_session *s, const char *key, int64_t *out);
 SESS_API int sess_get_double(const sess_session *s, const char *key, double *out);

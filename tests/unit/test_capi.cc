@@ -127,6 +127,19 @@ TEST_CASE("C: absent keys, wrong types and bad arguments") {
   CHECK(sess_set_str(s, "k", nullptr, 0) == SESS_OK);
   CHECK(sess_set_double(s, "nan", std::nan("")) == SESS_E_INVALID_ARGUMENT);
   CHECK(sess_set_json(s, "j", "{oops", 5) == SESS_E_BAD_JSON);
+  // sess_get: any scalar in one call.
+  {
+    REQUIRE(sess_set_str(s, "one", "abc", 3) == SESS_OK);
+    REQUIRE(sess_set_int(s, "two", -7) == SESS_OK);
+    sess_value v;
+    REQUIRE(sess_get(s, "one", &v) == SESS_OK);
+    CHECK(v.type == SESS_TYPE_STRING);
+    CHECK(std::string(v.data, v.len) == "abc");
+    REQUIRE(sess_get(s, "two", &v) == SESS_OK);
+    CHECK((v.type == SESS_TYPE_INT && v.integer == -7 && v.data == nullptr));
+    CHECK(sess_get(s, "absent", &v) == SESS_NOT_FOUND);
+    CHECK(sess_get(s, "two", nullptr) == SESS_E_INVALID_ARGUMENT);
+  }
   // MessagePack: exact, bytes inside containers included; anything outside
   // the model is refused.
   {

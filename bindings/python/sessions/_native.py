@@ -33,6 +33,12 @@ class SessionHandle(_Handle):
     pass
 
 
+class Value(ctypes.Structure):
+    """struct sess_value."""
+    _fields_ = [("type", ctypes.c_int), ("boolean", ctypes.c_int), ("integer", ctypes.c_int64),
+                ("real", ctypes.c_double), ("data", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
 STORE_P = ctypes.POINTER(StoreHandle)
 CONFIG_P = ctypes.POINTER(ConfigHandle)
 REQUEST_P = ctypes.POINTER(RequestHandle)
@@ -76,6 +82,7 @@ _SIGNATURES = {
     "sess_session_destroy": (c_int, [SESSION_P]),
     "sess_session_set_option": (c_int, [SESSION_P, c_char_p, c_char_p]),
     "sess_get_type": (c_int, [SESSION_P, c_char_p, P(c_int)]),
+    "sess_get": (c_int, [SESSION_P, c_char_p, P(Value)]),
     "sess_get_bool": (c_int, [SESSION_P, c_char_p, P(c_int)]),
     "sess_get_int": (c_int, [SESSION_P, c_char_p, P(c_int64)]),
     "sess_get_double": (c_int, [SESSION_P, c_char_p, P(ctypes.c_double)]),

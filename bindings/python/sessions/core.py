@@ -7,7 +7,7 @@ import weakref
 from collections.abc import MutableMapping
 
 from . import _msgpack, errors
-from ._native import CONFIG_P, REQUEST_P, SESSION_P, STORE_P, lib
+from ._native import CONFIG_P, REQUEST_P, SESSION_P, STORE_P, Value, lib
 
 _OK, _NOT_FOUND, _NO_MEMORY = 0, 1, 4
 _NIL, _BOOL, _INT, _DOUBLE, _STRING, _BYTES, _ARRAY, _MAP = range(8)
@@ -125,6 +125,8 @@ class _Scratch(threading.local):
         self.kind_ref, self.int_ref = ctypes.byref(self.kind), ctypes.byref(self.int)
         self.double_ref = ctypes.byref(self.double)
         self.ptr_ref, self.len_ref = ctypes.byref(self.ptr), ctypes.byref(self.len)
+        self.value = Value()
+        self.value_ref = ctypes.byref(self.value)
 
 
 _scratch = _Scratch()
@@ -276,29 +278,25 @@ class Session(MutableMapping):
             _key(key)
         k = key.encode("utf-8")
         sc = _scratch
-        rc = lib.sess_get_type(h, k, sc.kind_ref)
+        v = sc.value
+        rc = lib.sess_get(h, k, sc.value_ref)  # one call for any scalar
         if rc:
             if rc == _NOT_FOUND:
                 raise KeyError(key)
             _check(rc)
-        kind = sc.kind.value
+        kind = v.type
         if kind == _STRING:
-            _check(lib.sess_get_str(h, k, sc.ptr_ref, sc.len_ref))
-            return ctypes.string_at(sc.ptr, sc.len.value).decode("utf-8")
+            return ctypes.string_at(v.data, v.len).decode("utf-8")
         if kind == _INT:
-            _check(lib.sess_get_int(h, k, sc.int_ref))
-            return sc.int.value
+            return v.integer
         if kind == _NIL:
             return None
         if kind == _BOOL:
-            _check(lib.sess_get_bool(h, k, sc.kind_ref))
-            return bool(sc.kind.value)
+            return bool(v.boolean)
         if kind == _DOUBLE:
-            _check(lib.sess_get_double(h, k, sc.double_ref))
-            return sc.double.value
+            return v.real
         if kind == _BYTES:
-            _check(lib.sess_get_bytes(h, k, sc.ptr_ref, sc.len_ref))
-            return ctypes.string_at(sc.ptr, sc.len.value)
+            return ctypes.string_at(v.data, v.len)
         ptr, length = ctypes.c_void_p(), ctypes.c_size_t()
         _check(lib.sess_get_msgpack(h, k, ctypes.byref(ptr), ctypes.byref(length)))
         return _msgpack.unpack(_take(ptr, length))
