@@ -71,11 +71,7 @@ std::unique_ptr<FileStore> FileStore::open(const std::string& location, OptionLi
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   Options o;
   if (auto v = take_option(list, "fsync")) o.fsync = parse_bool("fsync", *v);
-  if (auto v = take_option(list, "gc_interval")) {
-    int64_t seconds = parse_duration("gc_interval", *v);
-    if (seconds < 1) fail(Errc::bad_option, "option gc_interval: at least 1 second");
-    o.gc_interval = std::chrono::seconds(seconds);
-  }
+  take_interval(list, "gc_interval", &o.gc_interval);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     fail_errno("cannot create directory " + dir, errno);
   return std::make_unique<FileStore>(std::move(dir), o);

@@ -91,11 +91,9 @@ std::unique_ptr<MemcachedStore> MemcachedStore::open(std::string_view encoded_re
   Options o;
   o.servers = std::move(loc.hosts);
   if (auto prefix = take_option(list, "prefix")) o.prefix = *prefix;
-  if (auto pool = take_option(list, "pool")) o.pool = size_t(parse_int("pool", *pool, 1, 1024));
-  if (auto ms = take_option(list, "connect_timeout_ms"))
-    o.connect_timeout = std::chrono::milliseconds(parse_int("connect_timeout_ms", *ms, 1, 600000));
-  if (auto ms = take_option(list, "timeout_ms"))
-    o.timeout = std::chrono::milliseconds(parse_int("timeout_ms", *ms, 1, 600000));
+  take_pool_size(list, &o.pool);
+  take_milliseconds(list, "connect_timeout_ms", &o.connect_timeout);
+  take_milliseconds(list, "timeout_ms", &o.timeout);
   // Keys are at most 250 bytes: the prefix plus a 43-byte ID must fit.
   if (o.prefix.size() > 200) fail(Errc::bad_option, "option prefix: at most 200 bytes");
   for (char c : o.prefix)

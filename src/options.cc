@@ -131,6 +131,23 @@ std::optional<std::string> take_option(OptionList* options, std::string_view nam
   return value;
 }
 
+void take_pool_size(OptionList* options, size_t* out) {
+  if (auto v = take_option(options, "pool")) *out = size_t(parse_int("pool", *v, 1, 1024));
+}
+
+void take_milliseconds(OptionList* options, std::string_view name, std::chrono::milliseconds* out) {
+  if (auto v = take_option(options, name))
+    *out = std::chrono::milliseconds(parse_int(name, *v, 1, 600000));
+}
+
+void take_interval(OptionList* options, std::string_view name, std::chrono::seconds* out) {
+  if (auto v = take_option(options, name)) {
+    const int64_t seconds = parse_duration(name, *v);
+    if (seconds < 1) fail(Errc::bad_option, "option " + std::string(name) + ": at least 1 second");
+    *out = std::chrono::seconds(seconds);
+  }
+}
+
 NetworkLocation parse_network_location(std::string_view scheme, std::string_view encoded,
                                        int default_port) {
   const std::string uri_name = std::string(scheme) + "://";

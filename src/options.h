@@ -2,6 +2,7 @@
 // come from a store URI's query, sess_config_set or sess_session_set_option.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,6 +27,14 @@ const std::string& safe_identifier(std::string_view name, const std::string& val
 // Removes every option called `name` from *options and returns the last
 // value given (URI options come first, so a config's explicit one wins).
 std::optional<std::string> take_option(OptionList* options, std::string_view name);
+
+// Options several stores share. Each consumes `name` from *options when it
+// is there and sets *out; throws Errc::bad_option for a bad value.
+void take_pool_size(OptionList* options, size_t* out);                      // "pool", 1..1024
+void take_milliseconds(OptionList* options, std::string_view name,          // 1..600000
+                       std::chrono::milliseconds* out);
+void take_interval(OptionList* options, std::string_view name,              // a duration >= 1 s
+                   std::chrono::seconds* out);
 
 struct ParsedUri {
   std::string scheme;        // lower-case, without ':'

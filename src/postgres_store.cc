@@ -204,16 +204,10 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view encoded_uri,
     PQconninfoFree(defaults);
   }
   if (auto v = take_option(list, "table")) o.table = safe_identifier("table", *v);
-  if (auto v = take_option(list, "pool")) o.pool = size_t(parse_int("pool", *v, 1, 1024));
-  if (auto v = take_option(list, "connect_timeout_ms"))
-    o.connect_timeout = std::chrono::milliseconds(parse_int("connect_timeout_ms", *v, 1, 600000));
-  if (auto v = take_option(list, "timeout_ms"))
-    o.timeout = std::chrono::milliseconds(parse_int("timeout_ms", *v, 1, 600000));
-  if (auto v = take_option(list, "gc_interval")) {
-    int64_t seconds = parse_duration("gc_interval", *v);
-    if (seconds < 1) fail(Errc::bad_option, "option gc_interval: at least 1 second");
-    o.gc_interval = std::chrono::seconds(seconds);
-  }
+  take_pool_size(list, &o.pool);
+  take_milliseconds(list, "connect_timeout_ms", &o.connect_timeout);
+  take_milliseconds(list, "timeout_ms", &o.timeout);
+  take_interval(list, "gc_interval", &o.gc_interval);
   return std::make_unique<PostgresStore>(std::move(o));
 }
 

@@ -130,11 +130,9 @@ std::unique_ptr<RedisStore> RedisStore::open(std::string_view scheme, std::strin
   if (auto db = take_option(list, "db")) db_text = db;
   if (db_text) o.db = int(parse_int("db", *db_text, 0, 100000));
   if (auto prefix = take_option(list, "prefix")) o.prefix = *prefix;
-  if (auto pool = take_option(list, "pool")) o.pool = size_t(parse_int("pool", *pool, 1, 1024));
-  if (auto ms = take_option(list, "connect_timeout_ms"))
-    o.connect_timeout = std::chrono::milliseconds(parse_int("connect_timeout_ms", *ms, 1, 600000));
-  if (auto ms = take_option(list, "timeout_ms"))
-    o.timeout = std::chrono::milliseconds(parse_int("timeout_ms", *ms, 1, 600000));
+  take_pool_size(list, &o.pool);
+  take_milliseconds(list, "connect_timeout_ms", &o.connect_timeout);
+  take_milliseconds(list, "timeout_ms", &o.timeout);
   if (o.prefix.size() > 200) fail(Errc::bad_option, "option prefix: at most 200 bytes");
 
   return std::make_unique<RedisStore>(std::move(o));

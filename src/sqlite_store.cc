@@ -114,9 +114,8 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& location, Opti
     fail(Errc::bad_uri, "sqlite: URI must name an absolute file: sqlite:///var/lib/app/sessions.db");
   if (o.path.find('\0') != std::string::npos) fail(Errc::bad_uri, "sqlite: path holds a NUL byte");
   if (auto v = take_option(list, "table")) o.table = safe_identifier("table", *v);
-  if (auto v = take_option(list, "busy_timeout_ms"))
-    o.busy_timeout = std::chrono::milliseconds(parse_int("busy_timeout_ms", *v, 1, 600000));
-  if (auto v = take_option(list, "pool")) o.pool = size_t(parse_int("pool", *v, 1, 1024));
+  take_milliseconds(list, "busy_timeout_ms", &o.busy_timeout);
+  take_pool_size(list, &o.pool);
   if (auto v = take_option(list, "synchronous")) {
     std::string upper;
     for (char c : *v) upper.push_back(char(std::toupper(static_cast<unsigned char>(c))));
@@ -124,11 +123,7 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& location, Opti
       fail(Errc::bad_option, "option synchronous: '" + *v + "' is not full, normal or extra");
     o.synchronous = upper;
   }
-  if (auto v = take_option(list, "gc_interval")) {
-    int64_t seconds = parse_duration("gc_interval", *v);
-    if (seconds < 1) fail(Errc::bad_option, "option gc_interval: at least 1 second");
-    o.gc_interval = std::chrono::seconds(seconds);
-  }
+  take_interval(list, "gc_interval", &o.gc_interval);
   return std::make_unique<SqliteStore>(std::move(o));
 }
 

@@ -9,6 +9,16 @@
 #include "harness.h"
 
 namespace sessions::testing {
+Errc open_error(const std::string& uri, OptionList options) {
+  try {
+    Fixture f(uri, std::move(options));
+  } catch (const Error& e) {
+    UNSCOPED_INFO(e.what());
+    return e.code();
+  }
+  return Errc::ok;
+}
+
 std::string log_in(Fixture& f, Browser& b, int64_t user_id) {
   REQUIRE(b.request([&](Request& r) { r.session(f.store, "sid").set("user_id", Value(user_id)); }) ==
           Errc::ok);

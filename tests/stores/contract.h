@@ -9,6 +9,10 @@
 
 namespace sessions::testing {
 
+// Opens a store and returns the error code it fails with (Errc::ok if none);
+// the message goes to the test's log.
+Errc open_error(const std::string& uri, OptionList options = {});
+
 // A request that sets user_id in session "sid"; returns the session's ID.
 std::string log_in(Fixture& f, Browser& b, int64_t user_id = 42);
 

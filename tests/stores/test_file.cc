@@ -138,19 +138,11 @@ TEST_CASE("file: several processes share one directory") {
 }
 
 TEST_CASE("file: bad locations and a directory that goes away") {
-  auto code = [](const std::string& uri) {
-    try {
-      Fixture f(uri);
-    } catch (const Error& e) {
-      return e.code();
-    }
-    return Errc::ok;
-  };
-  CHECK(code("file://relative/dir") == Errc::bad_uri);
-  CHECK(code("file:") == Errc::bad_uri);
-  CHECK(code("file:///etc/passwd/sessions") == Errc::store_unavailable);  // not a directory
-  CHECK(code("file:///nonexistent-parent/x/y") == Errc::store_unavailable);
-  CHECK(code("file:///tmp?gc_interval=0") == Errc::bad_option);
+  CHECK(open_error("file://relative/dir") == Errc::bad_uri);
+  CHECK(open_error("file:") == Errc::bad_uri);
+  CHECK(open_error("file:///etc/passwd/sessions") == Errc::store_unavailable);  // not a directory
+  CHECK(open_error("file:///nonexistent-parent/x/y") == Errc::store_unavailable);
+  CHECK(open_error("file:///tmp?gc_interval=0") == Errc::bad_option);
 
   TempDir dir;
   Fixture f("file://" + dir.path() + "/s", {}, false);

@@ -95,21 +95,13 @@ TEST_CASE("memcached: expiries over 30 days are sent as absolute times") {
 }
 
 TEST_CASE("memcached: bad URIs and options are refused") {
-  auto code = [](const std::string& uri) {
-    try {
-      Fixture f(uri);
-    } catch (const Error& e) {
-      return e.code();
-    }
-    return Errc::ok;
-  };
-  CHECK(code("memcached://") == Errc::bad_uri);
-  CHECK(code("memcached://u:p@127.0.0.1") == Errc::bad_uri);
-  CHECK(code("memcached://127.0.0.1:0") == Errc::bad_uri);
-  CHECK(code("memcached://127.0.0.1,") == Errc::bad_uri);
-  CHECK(code("memcached://127.0.0.1/path") == Errc::bad_uri);
-  CHECK(code("memcached://127.0.0.1?prefix=a%20b") == Errc::bad_option);
-  CHECK(code("memcached://127.0.0.1?db=1") == Errc::bad_option);  // redis:'s
+  CHECK(open_error("memcached://") == Errc::bad_uri);
+  CHECK(open_error("memcached://u:p@127.0.0.1") == Errc::bad_uri);
+  CHECK(open_error("memcached://127.0.0.1:0") == Errc::bad_uri);
+  CHECK(open_error("memcached://127.0.0.1,") == Errc::bad_uri);
+  CHECK(open_error("memcached://127.0.0.1/path") == Errc::bad_uri);
+  CHECK(open_error("memcached://127.0.0.1?prefix=a%20b") == Errc::bad_option);
+  CHECK(open_error("memcached://127.0.0.1?db=1") == Errc::bad_option);  // redis:'s
 }
 
 TEST_CASE("memcached: a server down at open is a clear error") {

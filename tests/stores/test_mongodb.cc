@@ -16,16 +16,6 @@ using namespace sessions::testing;
 
 namespace {
 
-Errc open_error(const std::string& uri) {
-  try {
-    Fixture f(uri);
-  } catch (const Error& e) {
-    UNSCOPED_INFO(e.what());
-    return e.code();
-  }
-  return Errc::ok;
-}
-
 void check_contract(const std::string& uri) {
   SECTION("round trip") { check_round_trip(uri); }
   SECTION("regenerate_id") { check_regenerate_id(uri); }

@@ -36,16 +36,6 @@ struct RawPg {
   }
 };
 
-Errc open_error(const std::string& uri) {
-  try {
-    Fixture f(uri);
-  } catch (const Error& e) {
-    UNSCOPED_INFO(e.what());
-    return e.code();
-  }
-  return Errc::ok;
-}
-
 }  // namespace
 
 TEST_CASE("postgresql: the store contract") {

@@ -38,16 +38,6 @@ struct RawRedis {
   }
 };
 
-Errc open_error(const std::string& uri, OptionList options = {}) {
-  try {
-    Fixture f(uri, std::move(options));
-  } catch (const Error& e) {
-    UNSCOPED_INFO(e.what());
-    return e.code();
-  }
-  return Errc::ok;
-}
-
 
 }  // namespace
 

@@ -39,16 +39,6 @@ struct RawDb {
   int exec(const std::string& sql) { return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr); }
 };
 
-Errc open_error(const std::string& uri) {
-  try {
-    Fixture f(uri);
-  } catch (const Error& e) {
-    UNSCOPED_INFO(e.what());
-    return e.code();
-  }
-  return Errc::ok;
-}
-
 }  // namespace
 
 TEST_CASE("sqlite: the store contract") {
