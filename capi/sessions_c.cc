@@ -215,6 +215,15 @@ int sess_store_open(const char* uri, const sess_config* config, sess_store** out
   });
 }
 
+int sess_store_check(const char* uri, const sess_config* config) {
+  return guard([&]() -> int {
+    require(uri, "uri");
+    require(config, "config");
+    sessions::Store::check(uri, config->rep);
+    return SESS_OK;
+  });
+}
+
 void sess_store_close(sess_store* store) { delete store; }
 
 // ---- Requests --------------------------------------------------------------
@@ -290,6 +299,14 @@ int sess_session_regenerate_id(sess_session* s) {
   return guard([&]() -> int {
     require(s, "session");
     unwrap(s)->regenerate_id();
+    return SESS_OK;
+  });
+}
+
+int sess_session_touch(sess_session* s) {
+  return guard([&]() -> int {
+    require(s, "session");
+    unwrap(s)->touch();
     return SESS_OK;
   });
 }

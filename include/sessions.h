@@ -149,6 +149,11 @@ SESS_API int sess_config_set(sess_config *config, const char *name, const char *
  * when it is down. The store is thread-safe; open it after fork(), never
  * before. */
 SESS_API int sess_store_open(const char *uri, const sess_config *config, sess_store **out);
+/* Validates `uri`, its options and the config (secrets included) exactly as
+ * sess_store_open would, but dials no server, touches no file and starts no
+ * thread: for checking a configuration in a process that will not use the
+ * store, such as nginx's master before it forks its workers. Since 0.1. */
+SESS_API int sess_store_check(const char *uri, const sess_config *config);
 /* Releases the caller's reference; requests still using the store keep it
  * alive until they are freed. */
 SESS_API void sess_store_close(sess_store *store);
@@ -187,6 +192,13 @@ SESS_API int64_t sess_session_last_seen(const sess_session *s);   /* Unix second
 /* New ID, same data; the old record is deleted at sess_request_finish. Use it
  * at login and at any privilege change. */
 SESS_API int sess_session_regenerate_id(sess_session *s);
+/* Asks sess_request_finish to renew a valid session's expiry (its last-seen
+ * time, the record's TTL and the cookie) with its values unchanged, for
+ * rolling sessions and for proxies that only read. A renewal is written once
+ * a tenth of the session's lifetime (idle_timeout, else max_age) has passed
+ * since the last save, and at least once a minute; other calls write
+ * nothing. A no-op on a session that is not valid. Since 0.1. */
+SESS_API int sess_session_touch(sess_session *s);
 /* Empties the session, deletes its record and expires the cookie at finish. */
 SESS_API int sess_session_destroy(sess_session *s);
 /* Overrides one cookie option for this session (path, domain, max_age,

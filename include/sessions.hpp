@@ -190,6 +190,7 @@ class Session {
   }
 
   void regenerate_id() { detail::check(sess_session_regenerate_id(p_)); }
+  void touch() { detail::check(sess_session_touch(p_)); }
   void destroy() { detail::check(sess_session_destroy(p_)); }
   void set_option(const std::string& name, const std::string& value) {
     detail::check(sess_session_set_option(p_, name.c_str(), value.c_str()));

@@ -72,28 +72,24 @@ std::unique_ptr<FileStore> FileStore::open(const std::string& location, OptionLi
   Options o;
   if (auto v = take_option(list, "fsync")) o.fsync = parse_bool("fsync", *v);
   take_interval(list, "gc_interval", &o.gc_interval);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    fail_errno("cannot create directory " + dir, errno);
   return std::make_unique<FileStore>(std::move(dir), o);
 }
 
-FileStore::FileStore(std::string dir, Options options) : dir_(std::move(dir)), options_(options) {
-  dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd_ < 0) fail_errno("cannot open directory " + dir_, errno);
-  if (::faccessat(dir_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0) {
-    int err = errno;
-    ::close(dir_fd_);
-    fail_errno("directory " + dir_ + " is not writable", err);
-  }
-}
+FileStore::FileStore(std::string dir, Options options) : dir_(std::move(dir)), options_(options) {}
 
 void FileStore::start() {
+  if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
+    fail_errno("cannot create directory " + dir_, errno);
+  dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) fail_errno("cannot open directory " + dir_, errno);
+  if (::faccessat(dir_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0)
+    fail_errno("directory " + dir_ + " is not writable", errno);
   collector_.start(options_.gc_interval, [this] { collect(int64_t(std::time(nullptr))); });
 }
 
 FileStore::~FileStore() {
   collector_.stop();  // it uses dir_fd_
-  ::close(dir_fd_);
+  if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
 std::string FileStore::path_for(std::string_view key) const {

@@ -33,12 +33,14 @@ class FileStore : public Backend {
     std::chrono::seconds gc_interval{300};   // how often the collector runs
   };
 
-  // location: "///absolute/dir" (created, mode 0700, when missing).
+  // location: "///absolute/dir". Touches no file: start() does.
   static std::unique_ptr<FileStore> open(const std::string& location, OptionList* options);
   FileStore(std::string dir, Options options);
   ~FileStore() override;
 
-  void start() override;  // the collector thread
+  // Creates the directory (mode 0700) when missing, checks that it is
+  // writable, and starts the collector thread.
+  void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;
   void save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) override;

@@ -153,24 +153,21 @@ MongoStore::MongoStore(mongoc_uri_t* uri, std::string database, std::string coll
   const mongoc_host_list_t* hosts = mongoc_uri_get_hosts(uri_);
   name_ += hosts ? hosts->host_and_port : "(srv)";
   name_ += "/" + database_ + "." + collection_;
-  bson_error_t error;
-  pool_ = mongoc_client_pool_new_with_error(uri_, &error);
-  if (!pool_) {
-    mongoc_uri_destroy(uri_);
-    fail(Errc::bad_uri, "mongodb: " + std::string(error.message));
-  }
-  mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
-  mongoc_client_pool_set_appname(pool_, "libsessions");
 }
 
 MongoStore::~MongoStore() {
-  mongoc_client_pool_destroy(pool_);
+  if (pool_) mongoc_client_pool_destroy(pool_);
   mongoc_uri_destroy(uri_);
 }
 
 void MongoStore::start() {
-  Call call(this);
+  // The pool is made here, not at open: for mongodb+srv it resolves DNS.
   bson_error_t error;
+  pool_ = mongoc_client_pool_new_with_error(uri_, &error);
+  if (!pool_) fail(Errc::bad_uri, "mongodb: " + std::string(error.message));
+  mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
+  mongoc_client_pool_set_appname(pool_, "libsessions");
+  Call call(this);
   Bson ping(BCON_NEW("ping", BCON_INT32(1)));
   if (!mongoc_client_command_simple(call.client(), "admin", ping.get(), nullptr, nullptr, &error))
     call.fail_with(error, "ping");

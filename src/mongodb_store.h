@@ -31,7 +31,8 @@ class MongoStore : public Backend {
   MongoStore(mongoc_uri_t* uri, std::string database, std::string collection);
   ~MongoStore() override;
 
-  // Pings the deployment and creates the TTL index.
+  // Creates the driver's client pool, pings the deployment and creates the
+  // TTL index.
   void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;

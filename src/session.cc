@@ -60,7 +60,7 @@ void Session::release() {
   loaded_key_.clear();
   incoming_cookie_.clear();
   cookie_override_.reset();
-  modified_ = regenerated_ = destroyed_ = finished_ = false;
+  modified_ = regenerated_ = destroyed_ = finished_ = touch_requested_ = false;
   keys_stale_ = true;
   keys_.clear();
 }
@@ -156,6 +156,20 @@ bool Session::touch_due(int64_t now) const {
          now - loaded_last_seen_ >= std::max<int64_t>(1, idle / 10);
 }
 
+// A touched session is renewed once a tenth of its lifetime (the idle
+// timeout, else the cookie's max age) has passed since its last save, and at
+// least once a minute: a busy session is written a few times per lifetime,
+// not on every request, which also keeps short the window in which a renewal
+// can overwrite a concurrent request's change.
+bool Session::renewal_due(int64_t now, const CookieOptions& options) const {
+  if (!touch_requested_ || status_ != SESS_STATUS_VALID) return false;
+  const int64_t idle = store_->settings().idle_timeout;
+  const int64_t lifetime = idle > 0 ? idle : options.max_age;
+  int64_t window = kCookieResendWindow;
+  if (lifetime > 0) window = std::clamp<int64_t>(lifetime / 10, 1, window);
+  return now - loaded_last_seen_ >= window;
+}
+
 // The store's cookie options, this session's override of them, and the
 // max age the session remembers. Copies only when the max age differs, into
 // *scratch, so the common save path copies nothing.
@@ -215,10 +229,9 @@ void Session::save(std::string* set_cookie) {
     }
     return;
   }
-  if (!modified_ && !regenerated_ && !touch_due(now)) return;
-
   CookieOptions scratch;
   const CookieOptions& options = effective_options(&scratch);
+  if (!modified_ && !regenerated_ && !touch_due(now) && !renewal_due(now, options)) return;
 
   record_.last_seen = now;
   std::string& data = scratch_record_;
@@ -338,6 +351,11 @@ void Session::regenerate_id() {
     assign_id(std::string_view(raw, sizeof raw));
   }
   regenerated_ = true;
+}
+
+void Session::touch() {
+  check_writable();
+  touch_requested_ = true;
 }
 
 void Session::destroy() {

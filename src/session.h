@@ -59,6 +59,9 @@ class Session {
 
   void regenerate_id();
   void destroy();
+  // Asks save() to renew a valid session's expiry (last_seen, the record's
+  // TTL, the cookie) without changing its values; see renewal_due().
+  void touch();
   void set_option(std::string_view name, std::string_view value);
 
  private:
@@ -70,6 +73,7 @@ class Session {
   bool can_resend_cookie(int64_t now, int64_t max_age) const;
   bool timed_out(int64_t now) const;
   bool touch_due(int64_t now) const;
+  bool renewal_due(int64_t now, const CookieOptions& options) const;
   int open(std::string_view cookie_value, int64_t now);
   void assign_id(std::string_view raw_id);
   // Where the record lives in the backend: the ID's text, or its hash.
@@ -91,6 +95,7 @@ class Session {
   bool regenerated_ = false;
   bool destroyed_ = false;
   bool finished_ = false;
+  bool touch_requested_ = false;
   // Buffers for save(), kept (with their capacity) when the session is recycled.
   std::string scratch_record_, scratch_id_cookie_;
   mutable bool keys_stale_ = true;

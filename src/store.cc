@@ -70,6 +70,14 @@ Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Ba
 int64_t Store::default_now() { return int64_t(std::time(nullptr)); }
 
 std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
+  std::shared_ptr<Store> store = build(uri, config);
+  if (store->backend()) store->backend()->start();
+  return store;
+}
+
+void Store::check(std::string_view uri, const Config& config) { build(uri, config); }
+
+std::shared_ptr<Store> Store::build(std::string_view uri, const Config& config) {
   ParsedUri parsed = parse_uri(uri);
   Settings settings;
   OptionList backend_options;
@@ -106,7 +114,6 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +
                                parsed.scheme + ": store");
-  if (backend) backend->start();
   return std::make_shared<Store>(std::move(settings), std::move(codec), std::move(backend));
 }
 

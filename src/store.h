@@ -41,6 +41,9 @@ class Store {
  public:
   // Throws Errc::bad_uri, bad_option, bad_secret or unsupported.
   static std::shared_ptr<Store> open(std::string_view uri, const Config& config);
+  // Everything open() validates, without starting the backend: no server is
+  // dialled, no file or directory touched, no thread started.
+  static void check(std::string_view uri, const Config& config);
 
   const Settings& settings() const { return settings_; }
   const Codec& codec() const { return *codec_; }
@@ -54,6 +57,7 @@ class Store {
   Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Backend> backend);
 
  private:
+  static std::shared_ptr<Store> build(std::string_view uri, const Config& config);
   static int64_t default_now();
 
   Settings settings_;

@@ -58,6 +58,7 @@ TEST_CASE("file: one 0600 file per session, no temporary file left") {
 TEST_CASE("file: keys that could leave the directory are refused") {
   TempDir dir;
   FileStore store(dir.path(), {});
+  store.start();
   std::string data;
   const std::vector<std::string> keys = {"../escape", "a/b", "", ".hidden",
                                          std::string("a\0b", 3), std::string(200, 'a')};
@@ -71,6 +72,7 @@ TEST_CASE("file: keys that could leave the directory are refused") {
 TEST_CASE("file: the collector removes expired files and abandoned temporary files") {
   TempDir dir;
   FileStore store(dir.path(), {false, std::chrono::seconds(3600)});
+  store.start();
   const int64_t now = int64_t(std::time(nullptr));
   store.save("live", "x", now, 7200);
   store.save("expired", "x", now - 1000, 10);

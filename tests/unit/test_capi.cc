@@ -188,6 +188,9 @@ TEST_CASE("C: configuration and store errors are named") {
   CHECK(sess_store_open("memory:?shards=0", config, &store) == SESS_E_BAD_OPTION);
   CHECK(sess_store_open(nullptr, config, &store) == SESS_E_INVALID_ARGUMENT);
   CHECK(store == nullptr);
+  CHECK(sess_store_check("bogus:", config) == SESS_E_BAD_URI);
+  CHECK(sess_store_check("redis://127.0.0.1:1/0", config) == SESS_OK);  // nothing dialled
+  CHECK(sess_store_check(nullptr, config) == SESS_E_INVALID_ARGUMENT);
   CHECK(sess_store_open("memory:", config, &store) == SESS_OK);
   sess_store_close(store);
   sess_config_free(config);

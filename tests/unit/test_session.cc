@@ -5,6 +5,8 @@
 #include <atomic>
 #include <thread>
 
+#include <unistd.h>
+
 #include "error.h"
 #include "harness.h"
 #include "memory_store.h"
@@ -467,4 +469,69 @@ TEST_CASE("a server-side ID cookie is re-sealed at most once a minute") {
             SESS_STATUS_VALID);
     CHECK(sealed.current_key);
   }
+}
+
+TEST_CASE("touch renews a session's expiry without changing it, a few times per lifetime") {
+  SECTION("cookie store: a rolling max age") {
+    Fixture f("cookie:", {{"max_age", "100"}});
+    Browser b;
+    b.request([&](Request& r) { r.session(f.store, "sid").set("a", Value(1)); });
+    f.now += 5;  // within a tenth of the max age: nothing written
+    b.request([&](Request& r) { r.session(f.store, "sid").touch(); });
+    CHECK(b.last_set_cookies.empty());
+    for (int i = 0; i < 5; ++i) {  // 60 s apart: each touch re-seals, so 300 s pass
+      f.now += 60;
+      b.request([&](Request& r) {
+        Session& s = r.session(f.store, "sid");
+        REQUIRE(s.status() == SESS_STATUS_VALID);
+        s.touch();
+        CHECK_FALSE(s.is_modified());
+      });
+      CHECK(b.last_set_cookies.size() == 1);
+    }
+    b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("a") == Value(1)); });
+    f.now += 101;  // untouched for longer than the max age
+    b.request([&](Request& r) { CHECK(r.session(f.store, "sid").status() == SESS_STATUS_EXPIRED); });
+  }
+  SECTION("server-side store: last_seen and the record's expiry follow the visits") {
+    Fixture f("memory:", {{"idle_timeout", "1h"}});
+    Browser b;
+    b.request([&](Request& r) { r.session(f.store, "sid").set("a", Value(1)); });
+    f.now += 30;  // under a minute: no write
+    b.request([&](Request& r) { r.session(f.store, "sid").touch(); });
+    CHECK(b.last_set_cookies.empty());
+    f.now += 31;
+    int64_t seen = 0;
+    b.request([&](Request& r) { r.session(f.store, "sid").touch(); });
+    CHECK(b.last_set_cookies.size() == 1);
+    b.request([&](Request& r) { seen = r.session(f.store, "sid").last_seen(); });
+    CHECK(seen == f.now);
+  }
+  SECTION("a new or invalid session is not created by a touch") {
+    Fixture f("memory:");
+    Browser b;
+    b.jar = "sid=forged";
+    b.request([&](Request& r) {
+      Session& s = r.session(f.store, "sid");
+      CHECK(s.status() == SESS_STATUS_MALFORMED);
+      s.touch();
+    });
+    CHECK(b.last_set_cookies.empty());
+  }
+}
+
+TEST_CASE("Store::check validates without dialling or touching files") {
+  Config config;
+  config.secrets = {kSecret};
+  // Nothing listens on port 1, and the directory does not exist: check
+  // passes where open would fail.
+  CHECK_NOTHROW(Store::check("redis://127.0.0.1:1/0", config));
+  CHECK_NOTHROW(Store::check("file:///nonexistent/libsessions-check", config));
+  CHECK(::access("/nonexistent/libsessions-check", F_OK) != 0);
+  CHECK_THROWS_AS(Store::open("redis://127.0.0.1:1/0?connect_timeout_ms=200", config), Error);
+  CHECK_THROWS_AS(Store::check("redis://127.0.0.1:notaport", config), Error);
+  CHECK_THROWS_AS(Store::check("bogus:", config), Error);
+  CHECK_THROWS_AS(Store::check("memory:?shards=0", config), Error);
+  Config no_secret;
+  CHECK_THROWS_AS(Store::check("cookie:", no_secret), Error);
 }

@@ -264,6 +264,10 @@ class Session(MutableMapping):
     def destroy(self):
         _check(lib.sess_session_destroy(self._h()))
 
+    def touch(self):
+        """Renew the expiry at finish() without changing any value (rolling sessions)."""
+        _check(lib.sess_session_touch(self._h()))
+
     def set_option(self, name, value):
         if isinstance(value, bool):
             value = "true" if value else "false"
