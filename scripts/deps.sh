@@ -17,6 +17,9 @@ packages=(
   libsqlite3-dev                         # sqlite: store
   libpq-dev postgresql-15                # postgresql: store; a server the tests start (initdb)
   libmongoc-dev libbson-dev              # mongodb: store, and the wire-protocol test server
+  nginx-core nginx-dev                   # the nginx module: Debian's nginx and its module source tree
+  libpcre2-dev zlib1g-dev                # ... which nginx's configure checks for
+  wrk                                    # bench/nginx.py
 )
 
 missing=()
