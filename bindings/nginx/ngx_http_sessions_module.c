@@ -16,6 +16,8 @@
  *    sets that cookie (the application's write is the newer one).
  *  - Variables: $session_id, $session_status and $session_KEY read the
  *    loaded session.
+ *  - With sessions_cache_valid, each worker keeps valid sessions it loaded
+ *    for that long, by cookie value, and serves them without a load.
  *
  * Store handles are opened in each worker (init_process), never in the
  * master: the master only validates (sess_store_check), reads the secret
@@ -46,6 +48,12 @@
 
 /* A worker whose store could not be opened retries at most this often. */
 #define NGX_HTTP_SESSIONS_REOPEN_SECONDS  1
+
+/* A worker's session cache (sessions_cache_valid): sets of 4 entries; a new
+ * entry takes a free or expired place in its set, else the one that
+ * expires first. */
+#define NGX_HTTP_SESSIONS_CACHE_SLOTS  16384
+#define NGX_HTTP_SESSIONS_CACHE_WAYS   4
 
 
 /* One store as the configuration names it: URI, secrets and cookie
@@ -90,11 +98,30 @@ typedef struct {
     ngx_flag_t                  touch;
     ngx_uint_t                  on_error;
     ngx_str_t                   thread_pool_name;
+    ngx_msec_t                  cache_valid;  /* 0: no cache */
 #if (NGX_THREADS)
     ngx_thread_pool_t          *thread_pool;
 #endif
     ngx_http_sessions_store_t  *store;        /* after merge; NULL: off */
 } ngx_http_sessions_loc_conf_t;
+
+
+/* A loaded request and its session, shared by the requests that read it
+ * from the cache and by the cache itself. Event thread only. */
+typedef struct {
+    sess_request               *req;
+    sess_session               *session;
+    ngx_uint_t                  refs;
+} ngx_http_sessions_shared_t;
+
+
+typedef struct {
+    ngx_http_sessions_store_t  *store;
+    ngx_str_t                   name;          /* the cookie's name */
+    ngx_str_t                   value;         /* its value (malloc'd) */
+    ngx_msec_t                  expires;
+    ngx_http_sessions_shared_t *shared;
+} ngx_http_sessions_cache_entry_t;
 
 
 /* One load: the request's session, and what the load found. A pool thread
@@ -112,6 +139,9 @@ typedef struct {
     int                         touch_rc;
     sess_request               *req;
     sess_session               *session;
+    ngx_http_sessions_shared_t *shared;        /* req and session, if shared */
+    ngx_str_t                   cache_key;     /* the cookie's value, if cacheable */
+    ngx_msec_t                  cache_valid;
     char                        error[256];
 } ngx_http_sessions_ctx_t;
 
@@ -131,6 +161,7 @@ static char *ngx_http_sessions_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_sessions_require(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_sessions_init_process(ngx_cycle_t *cycle);
+static void ngx_http_sessions_release(ngx_http_sessions_shared_t *shared);
 static void ngx_http_sessions_exit_process(ngx_cycle_t *cycle);
 
 
@@ -192,6 +223,13 @@ static ngx_command_t  ngx_http_sessions_commands[] = {
       offsetof(ngx_http_sessions_loc_conf_t, on_error),
       &ngx_http_sessions_on_error },
 
+    { ngx_string("sessions_cache_valid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sessions_loc_conf_t, cache_valid),
+      NULL },
+
     { ngx_string("sessions_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -235,6 +273,9 @@ ngx_module_t  ngx_http_sessions_module = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+/* The worker's session cache; allocated at the first insert. */
+static ngx_http_sessions_cache_entry_t  *ngx_http_sessions_cache;
 
 static ngx_str_t  ngx_http_sessions_default_pool = ngx_string("default");
 
@@ -283,6 +324,7 @@ ngx_http_sessions_create_loc_conf(ngx_conf_t *cf)
     conf->redirect = NGX_CONF_UNSET_PTR;
     conf->touch = NGX_CONF_UNSET;
     conf->on_error = NGX_CONF_UNSET_UINT;
+    conf->cache_valid = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -886,6 +928,7 @@ ngx_http_sessions_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_SESSIONS_DENY);
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
                              "");
+    ngx_conf_merge_msec_value(conf->cache_valid, prev->cache_valid, 0);
 
     if (conf->enabled != 1) {
         return NGX_CONF_OK;
@@ -1009,6 +1052,17 @@ ngx_http_sessions_exit_process(ngx_cycle_t *cycle)
     }
 
     /* The thread pools have stopped by now (their module exits first). */
+    if (ngx_http_sessions_cache != NULL) {
+        for (i = 0; i < NGX_HTTP_SESSIONS_CACHE_SLOTS; i++) {
+            if (ngx_http_sessions_cache[i].shared != NULL) {
+                ngx_http_sessions_release(ngx_http_sessions_cache[i].shared);
+                ngx_free(ngx_http_sessions_cache[i].value.data);
+            }
+        }
+        ngx_free(ngx_http_sessions_cache);
+        ngx_http_sessions_cache = NULL;
+    }
+
     stores = smcf->stores.elts;
     for (i = 0; i < smcf->stores.nelts; i++) {
         sess_store_close(stores[i]->handle);
@@ -1163,13 +1217,196 @@ ngx_http_sessions_report(ngx_http_request_t *r, ngx_http_sessions_ctx_t *ctx)
 
 
 static void
+ngx_http_sessions_release(ngx_http_sessions_shared_t *shared)
+{
+    if (--shared->refs == 0) {
+        sess_request_free(shared->req);
+        ngx_free(shared);
+    }
+}
+
+
+static void
 ngx_http_sessions_cleanup(void *data)
 {
     ngx_http_sessions_ctx_t  *ctx = data;
 
-    sess_request_free(ctx->req);
+    if (ctx->shared != NULL) {
+        ngx_http_sessions_release(ctx->shared);
+        ctx->shared = NULL;
+
+    } else {
+        sess_request_free(ctx->req);
+    }
+
     ctx->req = NULL;
     ctx->session = NULL;
+}
+
+
+/* ---- The worker's cache (sessions_cache_valid) ---------------------------- */
+
+/* The value of the one cookie called `name` in the header; no key when
+ * there is none or several (the library would try each in turn). */
+static void
+ngx_http_sessions_cache_key(ngx_str_t *header, ngx_str_t *name,
+    ngx_str_t *key)
+{
+    u_char  *p, *end, *pair, *eq, *stop;
+
+    ngx_str_null(key);
+    end = header->data + header->len;
+
+    for (p = header->data; p < end; p = stop + 1) {
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        pair = p;
+        stop = ngx_strlchr(p, end, ';');
+        if (stop == NULL) {
+            stop = end;
+        }
+
+        eq = ngx_strlchr(pair, stop, '=');
+        if (eq == NULL || (size_t) (eq - pair) != name->len
+            || ngx_strncmp(pair, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if (key->data != NULL) {
+            ngx_str_null(key);
+            return;
+        }
+
+        key->data = eq + 1;
+        key->len = stop - (eq + 1);
+        while (key->len && key->data[key->len - 1] == ' ') {
+            key->len--;
+        }
+    }
+}
+
+
+/* The first entry of the set where `key` may be. */
+static ngx_http_sessions_cache_entry_t *
+ngx_http_sessions_cache_set(ngx_http_sessions_store_t *store, ngx_str_t *key)
+{
+    uint32_t  hash;
+
+    hash = ngx_murmur_hash2(key->data, key->len) ^ (uint32_t) (uintptr_t) store;
+    return &ngx_http_sessions_cache[(hash % (NGX_HTTP_SESSIONS_CACHE_SLOTS
+                                             / NGX_HTTP_SESSIONS_CACHE_WAYS))
+                                    * NGX_HTTP_SESSIONS_CACHE_WAYS];
+}
+
+
+static ngx_uint_t
+ngx_http_sessions_cache_live(ngx_http_sessions_cache_entry_t *e)
+{
+    return e->shared != NULL
+           && (ngx_msec_int_t) (e->expires - ngx_current_msec) > 0;
+}
+
+
+/* Serves ctx from the cache; 1 on a hit. */
+static ngx_uint_t
+ngx_http_sessions_cache_get(ngx_http_sessions_ctx_t *ctx)
+{
+    ngx_uint_t                        i;
+    ngx_http_sessions_cache_entry_t  *e;
+
+    if (ngx_http_sessions_cache == NULL || ctx->cache_key.len == 0) {
+        return 0;
+    }
+
+    e = ngx_http_sessions_cache_set(ctx->store, &ctx->cache_key);
+
+    for (i = 0; i < NGX_HTTP_SESSIONS_CACHE_WAYS; i++, e++) {
+        if (ngx_http_sessions_cache_live(e) && e->store == ctx->store
+            && e->name.len == ctx->cookie_name.len
+            && ngx_strcmp(e->name.data, ctx->cookie_name.data) == 0
+            && e->value.len == ctx->cache_key.len
+            && ngx_memcmp(e->value.data, ctx->cache_key.data, e->value.len)
+               == 0)
+        {
+            e->shared->refs++;
+            ctx->shared = e->shared;
+            ctx->req = e->shared->req;
+            ctx->session = e->shared->session;
+            ctx->rc = SESS_OK;
+            ctx->done = 1;
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* Keeps a valid session that ctx loaded, for `valid` milliseconds. */
+static void
+ngx_http_sessions_cache_put(ngx_http_sessions_ctx_t *ctx, ngx_msec_t valid,
+    ngx_log_t *log)
+{
+    u_char                           *copy;
+    ngx_uint_t                        i;
+    ngx_http_sessions_shared_t       *shared;
+    ngx_http_sessions_cache_entry_t  *e, *set;
+
+    if (ctx->cache_key.len == 0 || ctx->rc != SESS_OK || ctx->shared != NULL
+        || sess_session_status(ctx->session) != SESS_STATUS_VALID)
+    {
+        return;
+    }
+
+    if (ngx_http_sessions_cache == NULL) {
+        ngx_http_sessions_cache = ngx_calloc(NGX_HTTP_SESSIONS_CACHE_SLOTS
+                                  * sizeof(ngx_http_sessions_cache_entry_t),
+                                  log);
+        if (ngx_http_sessions_cache == NULL) {
+            return;
+        }
+    }
+
+    shared = ngx_alloc(sizeof(ngx_http_sessions_shared_t), log);
+    copy = ngx_alloc(ctx->cache_key.len, log);
+    if (shared == NULL || copy == NULL) {
+        ngx_free(shared);
+        ngx_free(copy);
+        return;
+    }
+
+    set = ngx_http_sessions_cache_set(ctx->store, &ctx->cache_key);
+    e = set;
+    for (i = 0; i < NGX_HTTP_SESSIONS_CACHE_WAYS; i++) {
+        if (!ngx_http_sessions_cache_live(&set[i])) {
+            e = &set[i];
+            break;
+        }
+        if ((ngx_msec_int_t) (set[i].expires - e->expires) < 0) {
+            e = &set[i];
+        }
+    }
+
+    if (e->shared != NULL) {
+        ngx_http_sessions_release(e->shared);
+        ngx_free(e->value.data);
+    }
+
+    shared->req = ctx->req;
+    shared->session = ctx->session;
+    shared->refs = 2;  /* this request, and the cache */
+    ctx->shared = shared;
+
+    e->store = ctx->store;
+    e->name = ctx->cookie_name;
+    e->value.data = ngx_cpymem(copy, ctx->cache_key.data, ctx->cache_key.len)
+                    - ctx->cache_key.len;
+    e->value.len = ctx->cache_key.len;
+    e->expires = ngx_current_msec + valid;
+    e->shared = shared;
 }
 
 
@@ -1233,6 +1470,20 @@ ngx_http_sessions_cookie_header(ngx_http_request_t *r, ngx_str_t *out)
 }
 
 
+/* After a load (or a failure to post one): logs, and caches. */
+static void
+ngx_http_sessions_loaded_now(ngx_http_request_t *r,
+    ngx_http_sessions_ctx_t *ctx)
+{
+    ctx->done = 1;
+    ngx_http_sessions_report(r, ctx);
+
+    if (ctx->cache_valid) {
+        ngx_http_sessions_cache_put(ctx, ctx->cache_valid, r->connection->log);
+    }
+}
+
+
 /* A fresh load context for the location's store, set as the request's. */
 static ngx_http_sessions_ctx_t *
 ngx_http_sessions_start(ngx_http_request_t *r,
@@ -1258,9 +1509,16 @@ ngx_http_sessions_start(ngx_http_request_t *r,
     ctx->store = slcf->store;
     ctx->cookie_name = slcf->cookie_name;
     ctx->touch = slcf->touch ? 1 : 0;
+    ctx->cache_valid = slcf->cache_valid;
 
     if (ngx_http_sessions_cookie_header(r, &ctx->header) != NGX_OK) {
         return NULL;
+    }
+
+    /* A renewal needs the store: touched locations read it every time. */
+    if (slcf->cache_valid && !slcf->touch) {
+        ngx_http_sessions_cache_key(&ctx->header, &ctx->cookie_name,
+                                    &ctx->cache_key);
     }
 
     ngx_http_set_ctx(r, ctx, ngx_http_sessions_module);
@@ -1294,8 +1552,7 @@ ngx_http_sessions_loaded(ngx_http_request_t *r)
     }
 
     ngx_http_sessions_load(ctx);
-    ctx->done = 1;
-    ngx_http_sessions_report(r, ctx);
+    ngx_http_sessions_loaded_now(r, ctx);
 
     return ctx;
 }
@@ -1340,8 +1597,7 @@ ngx_http_sessions_thread_done(ngx_event_t *ev)
     r->main->blocked--;
     r->aio = 0;
 
-    ctx->done = 1;
-    ngx_http_sessions_report(r, ctx);
+    ngx_http_sessions_loaded_now(r, ctx);
 
     /* Back into the phases, at our rewrite handler, which now finds the
      * session loaded. */
@@ -1406,10 +1662,13 @@ ngx_http_sessions_rewrite_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ngx_http_sessions_cache_get(ctx)) {
+        return NGX_DECLINED;
+    }
+
     if (!slcf->store->does_io) {
         ngx_http_sessions_load(ctx);
-        ctx->done = 1;
-        ngx_http_sessions_report(r, ctx);
+        ngx_http_sessions_loaded_now(r, ctx);
         return ngx_http_sessions_verdict(slcf, ctx);
     }
 
@@ -1427,8 +1686,7 @@ ngx_http_sessions_rewrite_handler(ngx_http_request_t *r)
     ctx->rc = SESS_E_INTERNAL;
 #endif
 
-    ctx->done = 1;
-    ngx_http_sessions_report(r, ctx);
+    ngx_http_sessions_loaded_now(r, ctx);
     return ngx_http_sessions_verdict(slcf, ctx);
 }
 

@@ -211,8 +211,8 @@ def test_a_store_down_when_nginx_starts_is_503_until_it_comes_up(nginx, redis, u
     cookie = mint(binding_store(uri), {"user_id": 5})
     redis.kill()
     nginx.start(protected_site(nginx, uri, 1, upstream.port))
-    assert "cannot be opened" in nginx.log()
     assert get(nginx.port, "/admin", cookie=cookie).status == 503
+    assert "cannot be opened" in nginx.log()  # by the worker, before it served
     redis.start()
     deadline = time.time() + 5
     while (r := get(nginx.port, "/admin", cookie=cookie)).status != 200:
@@ -386,3 +386,28 @@ def test_nginx_t_refuses_bad_cookie_options(nginx, cookie, expected):
                                         f"{cookie}"))
     assert code != 0
     assert re.search(expected, out), out
+
+
+def test_the_cache_serves_a_session_for_its_ttl_then_reads_the_store(nginx, redis, upstream):
+    uri = redis.uri()
+    store = binding_store(uri)
+    cookies = {i: mint(store, {"user_id": i}) for i in range(20)}
+    nginx.start(protected_site(nginx, uri, 1, upstream.port, extra="""
+        location /cached {
+            sessions_cache_valid 1s;
+            sessions_require user_id;
+            proxy_set_header X-User-Id $session_user_id;
+            proxy_pass http://127.0.0.1:%d;
+        }""" % upstream.port))
+    for i, cookie in cookies.items():  # each its own entry: no mix-up
+        for _ in range(2):
+            assert get(nginx.port, "/cached", cookie=cookie).json()["headers"]["x-user-id"] == str(i)
+    redis.cli("FLUSHALL")  # the application logs everyone out
+    assert get(nginx.port, "/admin", cookie=cookies[3]).status == 401  # uncached: at once
+    assert get(nginx.port, "/cached", cookie=cookies[3]).status == 200  # cached: for now
+    time.sleep(1.1)
+    assert get(nginx.port, "/cached", cookie=cookies[3]).status == 401
+    # Invalid cookies are never cached; several cookies of the name are not either.
+    assert get(nginx.port, "/cached", cookie="mysession=forged").status == 401
+    both = f"{cookies[1]}; {cookies[2]}"
+    assert get(nginx.port, "/cached", cookie=both).status == 401
