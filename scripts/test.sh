@@ -29,4 +29,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # The benchmarks are not tests; this only checks that they still run.
 build/release/bench/bench_cycle --quick >/dev/null
 python3 bench/stores.py build/release --seconds 0.2 --trials 1 --threads 2 >/dev/null
+/usr/bin/python3 bench/nginx.py build/release --seconds 1 --trials 1 --sessions 10 >/dev/null
 echo "all suites passed"
