@@ -1402,8 +1402,8 @@ ngx_http_sessions_cache_put(ngx_http_sessions_ctx_t *ctx, ngx_msec_t valid,
 
     e->store = ctx->store;
     e->name = ctx->cookie_name;
-    e->value.data = ngx_cpymem(copy, ctx->cache_key.data, ctx->cache_key.len)
-                    - ctx->cache_key.len;
+    ngx_memcpy(copy, ctx->cache_key.data, ctx->cache_key.len);
+    e->value.data = copy;
     e->value.len = ctx->cache_key.len;
     e->expires = ngx_current_msec + valid;
     e->shared = shared;
