@@ -14,6 +14,7 @@
 #include "request.h"
 #include "session.h"
 #include "store.h"
+#include "msgpack_reader.h"
 #include "value.h"
 
 using sessions::Errc;
@@ -117,6 +118,14 @@ int set_value(sess_session* s, const char* key, Value v) {
 
 const char* flash_kind(const char* kind) { return kind ? kind : "_flash"; }
 
+// Out-parameters are cleared before any check, so that every failure,
+// argument checks included, leaves NULL and 0 behind (convention 5).
+template <typename T>
+void clear_out(T** out, size_t* len = nullptr) {
+  if (out) *out = nullptr;
+  if (len) *len = 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -166,6 +175,7 @@ const char* sess_status_name(int status) {
 // ---- Configuration ---------------------------------------------------------
 
 int sess_config_new(sess_config** out) {
+  clear_out(out);
   return guard([&]() -> int {
     require(out, "output pointer");
     *out = new sess_config();
@@ -204,11 +214,11 @@ int sess_config_set(sess_config* config, const char* name, const char* value) {
 // ---- Stores ----------------------------------------------------------------
 
 int sess_store_open(const char* uri, const sess_config* config, sess_store** out) {
+  clear_out(out);
   return guard([&]() -> int {
     require(uri, "uri");
     require(config, "config");
     require(out, "output pointer");
-    *out = nullptr;
     auto store = sessions::Store::open(uri, config->rep);
     *out = new sess_store{std::move(store)};
     return SESS_OK;
@@ -229,9 +239,9 @@ void sess_store_close(sess_store* store) { delete store; }
 // ---- Requests --------------------------------------------------------------
 
 int sess_request_begin(const char* cookie_header, size_t len, sess_request** out) {
+  clear_out(out);
   return guard([&]() -> int {
     require(out, "output pointer");
-    *out = nullptr;
     std::string_view header = bytes_arg(cookie_header, len, "cookie_header");
     if (spare_request) {
       spare_request->rep.reset(header);  // throws before taking it for a bad header
@@ -245,12 +255,12 @@ int sess_request_begin(const char* cookie_header, size_t len, sess_request** out
 
 int sess_request_session(sess_request* req, sess_store* store, const char* name,
                          sess_session** out) {
+  clear_out(out);
   return guard([&]() -> int {
     require(req, "request");
     require(store, "store");
     require(name, "name");
     require(out, "output pointer");
-    *out = nullptr;
     sessions::Session& s = req->rep.session(store->rep, name);
     *out = reinterpret_cast<sess_session*>(&s);
     return SESS_OK;
@@ -272,6 +282,7 @@ size_t sess_request_set_cookie_count(const sess_request* req) {
 }
 
 const char* sess_request_set_cookie(const sess_request* req, size_t i, size_t* len) {
+  if (len) *len = 0;
   if (!req || i >= req->rep.set_cookie_count()) return nullptr;
   const std::string& line = req->rep.set_cookie(i);
   if (len) *len = line.size();
@@ -342,12 +353,12 @@ int sess_get_type(const sess_session* s, const char* key, int* type) {
 }
 
 int sess_get(const sess_session* s, const char* key, sess_value* out) {
+  if (out) *out = sess_value{};
   return guard([&]() -> int {
     require(out, "output pointer");
     const Value* v = nullptr;
     int rc = lookup(s, key, &v);
     if (rc != SESS_OK) return rc;
-    *out = sess_value{};
     out->type = static_cast<int>(v->type());
     if (auto* b = v->get_if<bool>()) out->boolean = *b ? 1 : 0;
     else if (auto* i = v->get_if<int64_t>()) out->integer = *i;
@@ -390,6 +401,7 @@ int sess_get_double(const sess_session* s, const char* key, double* out) {
 }
 
 int sess_get_str(const sess_session* s, const char* key, const char** out, size_t* len) {
+  clear_out(out, len);
   return guard([&]() -> int {
     require(out, "output pointer");
     const std::string* v = nullptr;
@@ -403,6 +415,7 @@ int sess_get_str(const sess_session* s, const char* key, const char** out, size_
 }
 
 int sess_get_bytes(const sess_session* s, const char* key, const void** out, size_t* len) {
+  clear_out(out, len);
   return guard([&]() -> int {
     require(out, "output pointer");
     require(len, "length pointer");
@@ -417,6 +430,7 @@ int sess_get_bytes(const sess_session* s, const char* key, const void** out, siz
 }
 
 int sess_get_json(const sess_session* s, const char* key, char** out, size_t* len) {
+  clear_out(out, len);
   return guard([&]() -> int {
     require(out, "output pointer");
     const Value* v = nullptr;
@@ -427,6 +441,7 @@ int sess_get_json(const sess_session* s, const char* key, char** out, size_t* le
 }
 
 int sess_get_msgpack(const sess_session* s, const char* key, char** out, size_t* len) {
+  clear_out(out, len);
   return guard([&]() -> int {
     require(out, "output pointer");
     const Value* v = nullptr;
@@ -491,6 +506,7 @@ int sess_clear(sess_session* s) {
 size_t sess_count(const sess_session* s) { return s ? unwrap(s)->count() : 0; }
 
 int sess_key_at(const sess_session* s, size_t i, const char** key, size_t* len) {
+  clear_out(key, len);
   return guard([&]() -> int {
     require(s, "session");
     require(key, "output pointer");
@@ -521,6 +537,7 @@ int sess_add_flash_json(sess_session* s, const char* kind, const char* json, siz
 }
 
 int sess_flashes_json(sess_session* s, const char* kind, char** out, size_t* len) {
+  clear_out(out, len);
   return guard([&]() -> int {
     require(s, "session");
     require(out, "output pointer");

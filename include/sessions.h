@@ -21,6 +21,9 @@
  *     the next call that modifies the handle it came from, or until that handle
  *     is freed, whichever comes first. Borrowed strings are NUL-terminated and
  *     their length is also returned where the content may hold NUL bytes.
+ *     Pointer out-parameters (and their lengths) are set to NULL (and 0) on
+ *     every failure and on SESS_NOT_FOUND, argument checks included; scalar
+ *     out-parameters are then left as they were.
  *  6. Every *_free / *_close function accepts NULL and then does nothing.
  *  7. No C++ exception ever crosses this interface. Memory exhaustion is
  *     reported as SESS_E_NO_MEMORY.
@@ -199,7 +202,10 @@ SESS_API int sess_session_regenerate_id(sess_session *s);
  * since the last save, and at least once a minute; other calls write
  * nothing. A no-op on a session that is not valid. Since 0.1. */
 SESS_API int sess_session_touch(sess_session *s);
-/* Empties the session, deletes its record and expires the cookie at finish. */
+/* Empties the session, deletes its record and expires the cookie at finish.
+ * Values set and flashes added after it go into a fresh session instead (a
+ * new ID and a new cookie replace the old ones at finish): the "you have
+ * been logged out" flash. */
 SESS_API int sess_session_destroy(sess_session *s);
 /* Overrides one cookie option for this session (path, domain, max_age,
  * secure, http_only, same_site, partitioned). max_age is remembered by the
@@ -240,14 +246,19 @@ SESS_API int sess_set_int(sess_session *s, const char *key, int64_t value);
 SESS_API int sess_set_double(sess_session *s, const char *key, double value); /* finite */
 SESS_API int sess_set_str(sess_session *s, const char *key, const char *value, size_t len);
 SESS_API int sess_set_bytes(sess_session *s, const char *key, const void *value, size_t len);
-/* Parses JSON text (objects become maps, arrays arrays, ...), nesting <= 24. */
+/* Parses JSON text (objects become maps, arrays arrays, ...). The text is all
+ * of (json, len): a NUL byte or anything after the value is SESS_E_BAD_JSON,
+ * as are an integer outside int64, a number past the double range, and more
+ * than 24 nested arrays/objects (the outermost counts as 1). */
 SESS_API int sess_set_json(sess_session *s, const char *key, const char *json, size_t len);
 /* Any value as one MessagePack document, exact for every type (bytes inside
  * arrays and maps too: bin); caller frees with sess_free. Since 0.1. */
 SESS_API int sess_get_msgpack(const sess_session *s, const char *key, char **out, size_t *len);
-/* Sets a value from one MessagePack document (nil, bool, int up to int64,
- * float, UTF-8 str, bin, array, map with str keys; nesting <= 24); anything
- * else is SESS_E_INVALID_ARGUMENT. */
+/* Sets a value from one MessagePack document filling all of (data, len):
+ * nil, bool, int up to int64, finite float, UTF-8 str, bin, array, map with
+ * str keys (a repeated key: the last wins), at most 24 nested containers.
+ * Declared lengths and counts are checked against the bytes given before
+ * anything is allocated. Anything else is SESS_E_INVALID_ARGUMENT. */
 SESS_API int sess_set_msgpack(sess_session *s, const char *key, const void *data, size_t len);
 
 SESS_API int sess_delete(sess_session *s, const char *key); /* SESS_OK even if absent */

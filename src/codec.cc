@@ -13,6 +13,7 @@
 #include "bytes.h"
 #include "error.h"
 #include "random.h"
+#include "times.h"
 
 namespace sessions {
 namespace {
@@ -245,7 +246,8 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
 
   const auto at = int64_t(load_be64(p));
   const auto max_age = int64_t(load_be32(p + 8));
-  if (max_age > 0 && at < now - max_age) return SESS_STATUS_EXPIRED;
+  if (!is_sane_time(at)) return SESS_STATUS_MALFORMED;  // authentic, but not a time we seal
+  if (max_age > 0 && at < saturating_sub(now, max_age)) return SESS_STATUS_EXPIRED;
   if (sealed) *sealed = Sealed{at, max_age, key == &keys_[0]};
   *payload = std::string_view(reinterpret_cast<const char*>(p + kTimesSize), body - kTimesSize);
   return SESS_STATUS_VALID;

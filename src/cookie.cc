@@ -1,5 +1,6 @@
 #include "cookie.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -10,6 +11,7 @@
 #include "error.h"
 #include "options.h"
 #include "sessions.h"
+#include "times.h"
 
 namespace sessions {
 namespace {
@@ -153,7 +155,8 @@ void build_set_cookie_pieces(std::string_view name, std::string_view value, cons
     (void)ec;  // 24 characters hold any int64
     add(std::string_view(max_age, size_t(end - max_age)));
     add("; Expires=");
-    add(http_date(now + o.max_age));
+    // Expires stays within what an HTTP date (a four-digit year) can say.
+    add(http_date(std::min(saturating_add(now, o.max_age), kMaxTime)));
   }
   if (o.secure) add("; Secure");
   if (o.http_only) add("; HttpOnly");

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "error.h"
+#include "times.h"
 
 namespace sessions {
 namespace {
@@ -69,13 +70,11 @@ int64_t parse_duration(std::string_view name, std::string_view v) {
     }
     if (unit) digits.remove_suffix(1); else unit = 1;
   }
-  // Bounded so that now + duration never overflows and fits a cookie's Max-Age.
-  constexpr int64_t kMaxSeconds = int64_t(400) * 365 * 86400;
   int64_t n = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size())
     bad_value(name, v, "a duration (seconds, or a number with s, m, h or d)");
-  if (n > kMaxSeconds / unit || n < -kMaxSeconds / unit) bad_value(name, v, "a duration under 400 years");
+  if (n > kMaxDuration / unit || n < -kMaxDuration / unit) bad_value(name, v, "a duration under 400 years");
   return n * unit;
 }
 

@@ -8,6 +8,8 @@
 
 #include "bytes.h"
 #include "error.h"
+#include "msgpack_reader.h"
+#include "times.h"
 
 namespace sessions {
 namespace {
@@ -66,36 +68,26 @@ bool has_repeated_key(const std::vector<ValueTable::Packed>& packed) {
   return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
 }
 
-// Unpacks exactly one MessagePack object into `zone` (cleared first).
-bool unpack_object(msgpack_zone* zone, std::string_view bytes, msgpack_object* object) {
-  msgpack_zone_clear(zone);
-  size_t offset = 0;
-  return msgpack_unpack(bytes.data(), bytes.size(), &offset, zone, object) ==
-             MSGPACK_UNPACK_SUCCESS &&
-         offset == bytes.size();
-}
-
-bool unpack_bytes(msgpack_zone* zone, std::string_view bytes, Value* out) {
-  msgpack_object object;
-  return unpack_object(zone, bytes, &object) && unpack_value(object, out);
-}
-
-// {kind: [value, ...]}, with each value's depth counted from itself.
+// {kind: [value, ...]}, with each value's depth counted from itself; with
+// out null, only checked.
 bool unpack_flashes(std::string_view bytes, Map* out) {
-  std::unique_ptr<msgpack_zone, ZoneFree> zone(msgpack_zone_new(2048));
-  msgpack_object o;
-  if (!zone || !unpack_object(zone.get(), bytes, &o) || o.type != MSGPACK_OBJECT_MAP) return false;
-  for (uint32_t i = 0; i < o.via.map.size; ++i) {
-    const auto& kv = o.via.map.ptr[i];
-    if (kv.key.type != MSGPACK_OBJECT_STR || kv.val.type != MSGPACK_OBJECT_ARRAY) return false;
-    std::string kind(kv.key.via.str.ptr, kv.key.via.str.size);
-    if (!is_valid_utf8(kind)) return false;
-    Array list(kv.val.via.array.size);
-    for (uint32_t j = 0; j < kv.val.via.array.size; ++j)
-      if (!unpack_value(kv.val.via.array.ptr[j], &list[j])) return false;
-    out->insert_or_assign(std::move(kind), Value(std::move(list)));
+  MsgpackReader in(bytes);
+  uint32_t kinds = 0;
+  if (!in.map_header(&kinds)) return false;
+  for (uint32_t i = 0; i < kinds; ++i) {
+    std::string_view kind;
+    uint32_t count = 0;
+    if (!in.utf8_string(&kind) || !in.array_header(&count)) return false;
+    Array* list = nullptr;
+    if (out) {
+      Value& slot = (*out)[std::string(kind)];
+      list = &slot.emplace<Array>();
+      list->resize(count);  // array_header bounded count by the bytes left
+    }
+    for (uint32_t j = 0; j < count; ++j)
+      if (!in.value(list ? &(*list)[j] : nullptr)) return false;
   }
-  return true;
+  return in.done();
 }
 
 int string_write(void* data, const char* buf, size_t len) {
@@ -123,62 +115,90 @@ void put_value(std::string* out, const Value& v) {
 
 // ---- ValueTable -------------------------------------------------------------
 
-void ZoneFree::operator()(msgpack_zone* z) const { msgpack_zone_free(z); }
-
 int64_t ValueTable::find_packed(std::string_view key) const {
+  if (packed_.size() > kScanLimit) {
+    if (packed_index_.empty())
+      for (size_t i = 0; i < packed_.size(); ++i) packed_index_.emplace(packed_[i].key, uint32_t(i));
+    auto it = packed_index_.find(key);
+    if (it == packed_index_.end() || packed_[it->second].gone) return -1;
+    return it->second;
+  }
   for (size_t i = 0; i < packed_.size(); ++i)
     if (!packed_[i].gone && packed_[i].key == key) return int64_t(i);
   return -1;
 }
 
+int64_t ValueTable::find_set(std::string_view key) const {
+  if (!set_index_.empty()) {
+    auto it = set_index_.find(std::string(key));
+    return it == set_index_.end() ? -1 : int64_t(it->second);
+  }
+  for (size_t i = 0; i < set_.size(); ++i)
+    if (set_[i].first == key) return int64_t(i);
+  return -1;
+}
+
+void ValueTable::mark_gone(size_t i) {
+  packed_[i].gone = true;
+  --live_packed_;
+}
+
 const Value* ValueTable::find(std::string_view key) const {
-  if (auto* entry = find_set(*this, key)) return &entry->second;
+  if (int64_t i = find_set(key); i >= 0) return &set_[size_t(i)].second;
   int64_t i = find_packed(key);
   if (i < 0) return nullptr;
   const Packed& p = packed_[size_t(i)];
-  if (!p.cache) {
-    if (!zone_) zone_.reset(msgpack_zone_new(1024));
-    if (!zone_) throw std::bad_alloc();
-    if (!unpack_bytes(zone_.get(), p.value, &p.cache.emplace())) {
-      p.cache.reset();
-      fail(Errc::internal, "the stored value of '" + std::string(key) + "' does not unpack");
-    }
+  if (!p.cache && !from_msgpack(p.value, &p.cache.emplace())) {
+    p.cache.reset();
+    fail(Errc::internal, "the stored value of '" + std::string(key) + "' does not unpack");
   }
   return &*p.cache;
 }
 
 void ValueTable::set(std::string_view key, Value value) {
-  if (auto* entry = find_set(*this, key)) {
-    entry->second = std::move(value);
+  if (int64_t i = find_set(key); i >= 0) {
+    set_[size_t(i)].second = std::move(value);
     return;
   }
-  int64_t i = find_packed(key);
-  if (i >= 0) packed_[size_t(i)].gone = true;
+  if (int64_t i = find_packed(key); i >= 0) mark_gone(size_t(i));
   set_.emplace_back(std::string(key), std::move(value));
+  if (!set_index_.empty()) {
+    set_index_.emplace(set_.back().first, uint32_t(set_.size() - 1));
+  } else if (set_.size() > kScanLimit) {
+    for (size_t i = 0; i < set_.size(); ++i) set_index_.emplace(set_[i].first, uint32_t(i));
+  }
 }
 
 bool ValueTable::erase(std::string_view key) {
-  int64_t i = find_packed(key);
-  if (i >= 0) packed_[size_t(i)].gone = true;
-  auto* entry = find_set(*this, key);
-  if (entry) set_.erase(set_.begin() + (entry - set_.data()));
-  return i >= 0 || entry;
+  int64_t packed = find_packed(key);
+  if (packed >= 0) mark_gone(size_t(packed));
+  int64_t i = find_set(key);
+  if (i >= 0) {
+    // The last entry takes the erased one's place: order does not matter.
+    if (!set_index_.empty()) {
+      set_index_.erase(set_[size_t(i)].first);
+      if (size_t(i) + 1 != set_.size()) set_index_[set_.back().first] = uint32_t(i);
+    }
+    if (size_t(i) + 1 != set_.size()) set_[size_t(i)] = std::move(set_.back());
+    set_.pop_back();
+  }
+  return packed >= 0 || i >= 0;
 }
 
 void ValueTable::clear() {
   set_.clear();
+  set_index_.clear();
   packed_.clear();
+  packed_index_.clear();
+  live_packed_ = 0;
 }
 
-size_t ValueTable::size() const {
-  return set_.size() +
-         size_t(std::count_if(packed_.begin(), packed_.end(), [](const Packed& p) { return !p.gone; }));
-}
+size_t ValueTable::size() const { return set_.size() + live_packed_; }
 
 std::vector<std::string> ValueTable::keys() const {
   std::vector<std::string> out;
   out.reserve(size());
-  for (const auto& [key, value] : set_) out.push_back(key);
+  for (const auto& entry : set_) out.push_back(entry.first);
   for (const Packed& p : packed_) {
     if (p.gone) continue;
     if (!is_valid_utf8(p.key)) fail(Errc::internal, "a stored key is not UTF-8");
@@ -298,10 +318,21 @@ bool decode_frame(SessionRecord* out, std::string_view data, bool strict) {
     p.value = value;
     p.entry = std::string_view(start, size_t(value.data() + value.size() - start));
   }
-  if (strict && has_repeated_key(packed)) return false;
   std::string_view flashes;
   if (!in.u32(&flash_len) || flash_len == 0 || !in.bytes(flash_len, &flashes) || !in.done())
     return false;
+  // Times out of any sane range would only feed overflowing arithmetic.
+  if (!is_sane_time(created) || !is_sane_time(last_seen) ||
+      (max_age != kNoMaxAge && (max_age < 0 || max_age > kMaxDuration)))
+    return false;
+  if (strict) {
+    // Someone else may have written it: check everything now, so that a bad
+    // value is a malformed record on load, never an error when it is read.
+    if (has_repeated_key(packed) || !unpack_flashes(flashes, nullptr)) return false;
+    for (const auto& p : packed)
+      if (!is_valid_utf8(p.key) || !is_model_msgpack(p.value)) return false;
+  }
+  out->values.live_packed_ = packed.size();
 
   out->created = created;
   out->last_seen = last_seen;

@@ -11,6 +11,7 @@
 // MessagePack map {kind: [value, ...]}. All integers are big-endian. Loading
 // checks the frame and keeps the values packed: a value is unpacked when it is
 // read, and one that was not changed is written back as the same bytes.
+// Frames that others may have written are checked whole (strict).
 #pragma once
 
 #include <cstdint>
@@ -18,22 +19,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "value.h"
 
-struct msgpack_zone;
-
 namespace sessions {
-
-struct ZoneFree {
-  void operator()(msgpack_zone* z) const;
-};
 
 class ValueTable {
  public:
   // Throws Errc::internal if a stored value does not unpack (the frame was
-  // authenticated or is ours, so that would be a bug, not bad input).
+  // authenticated, ours, or checked whole on load: that would be a bug).
   const Value* find(std::string_view key) const;
   void set(std::string_view key, Value value);
   bool erase(std::string_view key);  // false if absent
@@ -57,20 +53,19 @@ class ValueTable {
   };
 
  private:
+  // Up to this many entries a scan beats hashing; past it lookups go through
+  // an index, so setting n keys costs O(n), not O(n^2).
+  static constexpr size_t kScanLimit = 16;
   int64_t find_packed(std::string_view key) const;
+  int64_t find_set(std::string_view key) const;
+  void mark_gone(size_t packed_index);
 
-  // Values set since loading: few per request, so a vector (whose capacity a
-  // recycled session keeps) beats a tree; keys() sorts when asked.
+  // Values set since loading, in no particular order (keys() sorts).
   std::vector<std::pair<std::string, Value>> set_;
-  template <typename Self>
-  static auto find_set(Self& self, std::string_view key) -> decltype(&self.set_[0]) {
-    for (auto& entry : self.set_)
-      if (entry.first == key) return &entry;
-    return nullptr;
-  }
+  std::unordered_map<std::string, uint32_t> set_index_;  // kept once set_ is large
   std::vector<Packed> packed_;  // the values as loaded (views into the record)
-  // Scratch memory for unpacking one value at a time; created on first read.
-  mutable std::unique_ptr<msgpack_zone, ZoneFree> zone_;
+  mutable std::unordered_map<std::string_view, uint32_t> packed_index_;  // built on demand
+  size_t live_packed_ = 0;      // entries of packed_ not gone
 };
 
 struct SessionRecord {

@@ -9,6 +9,7 @@
 #include "base64url.h"
 #include "error.h"
 #include "random.h"
+#include "times.h"
 
 namespace sessions {
 namespace {
@@ -25,8 +26,12 @@ void validate_key(std::string_view key) {
   if (!is_valid_utf8(key)) fail(Errc::invalid_argument, "keys must be valid UTF-8");
 }
 
-void validate_strings(const Value& v, int depth = 0) {
-  if (depth > kMaxDepth) fail(Errc::invalid_argument, "value nests deeper than 24 levels");
+// `enclosing` counts the containers around v; the outermost is level 1.
+void validate_strings(const Value& v, int enclosing = 0) {
+  const bool container = v.type() == Type::array || v.type() == Type::map;
+  if (container && enclosing >= kMaxDepth)
+    fail(Errc::invalid_argument, "value nests more than 24 containers deep");
+  const int depth = enclosing;
   if (auto* s = v.get_if<std::string>()) {
     if (!is_valid_utf8(*s)) fail(Errc::invalid_argument, "strings must be valid UTF-8 (use bytes)");
   } else if (auto* d = v.get_if<double>()) {
@@ -105,7 +110,7 @@ int Session::open(std::string_view cookie_value, int64_t now) {
       // The cookie was sealed at the record's last save: if the record's TTL
       // has run out since, it expired; otherwise it was deleted or never was.
       const int64_t idle = store.settings().idle_timeout;
-      const int64_t age = now - sealed.at;
+      const int64_t age = saturating_sub(now, sealed.at);
       return (idle > 0 && age > idle) || age >= kUnboundedRecordTtl ? SESS_STATUS_EXPIRED
                                                                    : SESS_STATUS_UNKNOWN_ID;
     }
@@ -142,8 +147,9 @@ void Session::load(const CookieJar::Candidates& candidates) {
 
 bool Session::timed_out(int64_t now) const {
   const Settings& s = store_->settings();
-  if (s.idle_timeout > 0 && now - record_.last_seen > s.idle_timeout) return true;
-  if (s.absolute_timeout > 0 && now - record_.created > s.absolute_timeout) return true;
+  if (s.idle_timeout > 0 && saturating_sub(now, record_.last_seen) > s.idle_timeout) return true;
+  if (s.absolute_timeout > 0 && saturating_sub(now, record_.created) > s.absolute_timeout)
+    return true;
   return false;
 }
 
@@ -153,7 +159,7 @@ bool Session::timed_out(int64_t now) const {
 bool Session::touch_due(int64_t now) const {
   const int64_t idle = store_->settings().idle_timeout;
   return status_ == SESS_STATUS_VALID && idle > 0 &&
-         now - loaded_last_seen_ >= std::max<int64_t>(1, idle / 10);
+         saturating_sub(now, loaded_last_seen_) >= std::max<int64_t>(1, idle / 10);
 }
 
 // A touched session is renewed once a tenth of its lifetime (the idle
@@ -167,7 +173,7 @@ bool Session::renewal_due(int64_t now, const CookieOptions& options) const {
   const int64_t lifetime = idle > 0 ? idle : options.max_age;
   int64_t window = kCookieResendWindow;
   if (lifetime > 0) window = std::clamp<int64_t>(lifetime / 10, 1, window);
-  return now - loaded_last_seen_ >= window;
+  return saturating_sub(now, loaded_last_seen_) >= window;
 }
 
 // The store's cookie options, this session's override of them, and the
@@ -202,7 +208,7 @@ bool Session::can_resend_cookie(int64_t now, int64_t max_age) const {
   if (max_age > 0) window = std::min(window, max_age / 10);
   const int64_t idle = store_->settings().idle_timeout;
   if (idle > 0) window = std::min(window, idle / 10);
-  return now >= sealed.at && now - sealed.at < window;
+  return now >= sealed.at && saturating_sub(now, sealed.at) < window;
 }
 
 // The record lives as long as the longest the session may still be used: the
@@ -211,7 +217,7 @@ int64_t Session::record_ttl(int64_t now, int64_t max_age) const {
   const Settings& s = store_->settings();
   int64_t ttl = max_age > 0 ? max_age : kUnboundedRecordTtl;
   if (s.idle_timeout > 0) ttl = std::min(ttl, s.idle_timeout);
-  if (s.absolute_timeout > 0) ttl = std::min(ttl, record_.created + s.absolute_timeout - now);
+  if (s.absolute_timeout > 0) ttl = std::min(ttl, saturating_sub(saturating_add(record_.created, s.absolute_timeout), now));
   return std::max<int64_t>(ttl, 1);
 }
 
@@ -222,12 +228,17 @@ void Session::save(std::string* set_cookie) {
 
   if (destroyed_) {
     if (backend && !loaded_key_.empty()) backend->erase(loaded_key_);
-    if (status_ != SESS_STATUS_NEW) {  // the browser holds a cookie to expire
-      CookieOptions expire = effective_options();
-      expire.max_age = -1;
-      build_set_cookie(name_, "", expire, now, set_cookie);
+    if (record_.values.empty() && record_.flashes().empty()) {
+      if (status_ != SESS_STATUS_NEW) {  // the browser holds a cookie to expire
+        CookieOptions expire = effective_options();
+        expire.max_age = -1;
+        build_set_cookie(name_, "", expire, now, set_cookie);
+      }
+      return;
     }
-    return;
+    // Written to after destroy ("you have been logged out"): what was
+    // written goes into a fresh session, with a new ID, saved below.
+    begin_fresh(now);
   }
   CookieOptions scratch;
   const CookieOptions& options = effective_options(&scratch);
@@ -356,6 +367,17 @@ void Session::regenerate_id() {
 void Session::touch() {
   check_writable();
   touch_requested_ = true;
+}
+
+void Session::begin_fresh(int64_t now) {
+  id_.clear();
+  id_text_.clear();
+  hashed_key_.clear();
+  loaded_key_.clear();
+  incoming_cookie_.clear();
+  record_.created = now;
+  record_.max_age.reset();
+  destroyed_ = regenerated_ = false;
 }
 
 void Session::destroy() {

@@ -58,6 +58,8 @@ class Session {
   Array take_flashes(std::string_view kind);  // returns and removes
 
   void regenerate_id();
+  // Deletes the record and expires the cookie at save; values and flashes
+  // written after it go into a fresh session instead (a new ID and cookie).
   void destroy();
   // Asks save() to renew a valid session's expiry (last_seen, the record's
   // TTL, the cookie) without changing its values; see renewal_due().
@@ -76,6 +78,7 @@ class Session {
   bool renewal_due(int64_t now, const CookieOptions& options) const;
   int open(std::string_view cookie_value, int64_t now);
   void assign_id(std::string_view raw_id);
+  void begin_fresh(int64_t now);  // a destroyed session becomes a new one
   // Where the record lives in the backend: the ID's text, or its hash.
   const std::string& backend_key() const;
 

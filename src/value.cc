@@ -72,33 +72,76 @@ json value_to_json(const Value& v) {
   return nullptr;
 }
 
-Value json_to_value(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null: return Value();
-    case json::value_t::boolean: return Value(j.get<bool>());
-    case json::value_t::number_integer: return Value(j.get<int64_t>());
-    case json::value_t::number_unsigned: {
-      auto u = j.get<uint64_t>();
-      if (u > uint64_t(std::numeric_limits<int64_t>::max()))
-        fail(Errc::bad_json, "integer out of the int64 range");
-      return Value(int64_t(u));
-    }
-    case json::value_t::number_float: return Value(j.get<double>());
-    case json::value_t::string: return Value(j.get<std::string>());
-    case json::value_t::array: {
-      Array out;
-      out.reserve(j.size());
-      for (const auto& item : j) out.push_back(json_to_value(item));
-      return Value(std::move(out));
-    }
-    case json::value_t::object: {
-      Map out;
-      for (auto it = j.begin(); it != j.end(); ++it) out.emplace(it.key(), json_to_value(it.value()));
-      return Value(std::move(out));
-    }
-    default: fail(Errc::bad_json, "unsupported JSON value");
+// Builds the Value straight from the parser's events: the parser is
+// iterative, the depth is counted here (containers, the outermost being 1),
+// and each number keeps the text it was written as, so an integer literal
+// outside int64 is refused instead of becoming a double.
+class ValueBuilder {
+ public:
+  explicit ValueBuilder(Value* root) : root_(root) {}
+  const std::string& error() const { return error_; }
+
+  bool null(std::nullptr_t = nullptr) { return put(Value()); }
+  bool boolean(bool b) { return put(Value(b)); }
+  bool number_integer(int64_t i) { return put(Value(i)); }
+  bool number_unsigned(uint64_t u) {
+    if (u > uint64_t(std::numeric_limits<int64_t>::max())) return refuse("integer out of the int64 range");
+    return put(Value(int64_t(u)));
   }
-}
+  bool number_float(double d, const std::string& text) {
+    if (text.find_first_of(".eE") == std::string::npos) return refuse("integer out of the int64 range");
+    if (!std::isfinite(d)) return refuse("number out of the double range");
+    return put(Value(d));
+  }
+  bool string(std::string& s) { return put(Value(std::move(s))); }
+  bool binary(json::binary_t&) { return refuse("unsupported JSON value"); }
+  bool start_object(std::size_t) { return open(Map()); }
+  bool key(std::string& k) {
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(Array()); }
+  bool end_array() { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return refuse("JSON text does not parse");
+  }
+
+ private:
+  bool refuse(const char* why) {
+    if (error_.empty()) error_ = why;
+    return false;
+  }
+  // Places v where the parser is (the root, an array's end, a map's key) and
+  // returns where it went.
+  Value* place(Value v) {
+    if (open_.empty()) {
+      *root_ = std::move(v);
+      return root_;
+    }
+    Value* parent = open_.back();
+    if (auto* array = parent->get_if<Array>()) return &array->emplace_back(std::move(v));
+    return &parent->get_if<Map>()->insert_or_assign(std::move(key_), std::move(v)).first->second;
+  }
+  bool put(Value v) {
+    place(std::move(v));
+    return true;
+  }
+  bool open(Value container) {
+    if (open_.size() >= size_t(kMaxDepth)) return refuse("JSON nests deeper than 24 levels");
+    open_.push_back(place(std::move(container)));
+    return true;
+  }
+  bool close() {
+    open_.pop_back();
+    return true;
+  }
+
+  Value* root_;
+  std::vector<Value*> open_;  // the containers being filled, outermost first
+  std::string key_;
+  std::string error_;
+};
 
 }  // namespace
 
@@ -109,17 +152,17 @@ std::string to_json(const Value& v) {
 }
 
 Value from_json(std::string_view text) {
-  // The parser itself is iterative; the callback bounds the depth so that the
-  // recursive conversion below stays shallow.
-  bool too_deep = false;
-  json::parser_callback_t limit_depth = [&](int depth, json::parse_event_t, json&) {
-    if (depth > kMaxDepth) too_deep = true;
-    return !too_deep;
-  };
-  json parsed = json::parse(text.begin(), text.end(), limit_depth, /*allow_exceptions=*/false);
-  if (too_deep) fail(Errc::bad_json, "JSON nests deeper than 24 levels");
-  if (parsed.is_discarded()) fail(Errc::bad_json, "JSON text does not parse");
-  return json_to_value(parsed);
+  // nlohmann's lexer takes a NUL byte for the end of input; JSON text has
+  // none (inside a string a NUL is an escape), so the whole (ptr, len) is
+  // the text and anything after the value is an error.
+  if (std::memchr(text.data(), 0, text.size()))
+    fail(Errc::bad_json, "JSON text holds a NUL byte");
+  Value out;
+  ValueBuilder builder(&out);
+  if (!json::sax_parse(text.begin(), text.end(), &builder, json::input_format_t::json,
+                       /*strict=*/true))
+    fail(Errc::bad_json, builder.error().empty() ? "JSON text does not parse" : builder.error());
+  return out;
 }
 
 // ---- MessagePack ----------------------------------------------------------
@@ -158,52 +201,6 @@ void pack_value(msgpack_packer* pk, const Value& v) {
   }
 }
 
-bool unpack_value(const msgpack_object& o, Value* out, int depth) {
-  if (depth > kMaxDepth) return false;
-  switch (o.type) {
-    case MSGPACK_OBJECT_NIL: out->emplace<std::monostate>(); return true;
-    case MSGPACK_OBJECT_BOOLEAN: out->emplace<bool>(o.via.boolean); return true;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-      if (o.via.u64 > uint64_t(std::numeric_limits<int64_t>::max())) return false;
-      out->emplace<int64_t>(int64_t(o.via.u64));
-      return true;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: out->emplace<int64_t>(o.via.i64); return true;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: out->emplace<double>(o.via.f64); return true;
-    case MSGPACK_OBJECT_STR: {
-      std::string_view s(o.via.str.ptr, o.via.str.size);
-      if (!is_valid_utf8(s)) return false;
-      out->emplace<std::string>(s);
-      return true;
-    }
-    case MSGPACK_OBJECT_BIN:
-      out->emplace<Bytes>(Bytes{std::string(o.via.bin.ptr, o.via.bin.size)});
-      return true;
-    case MSGPACK_OBJECT_ARRAY: {
-      Array a(o.via.array.size);
-      for (uint32_t i = 0; i < o.via.array.size; ++i)
-        if (!unpack_value(o.via.array.ptr[i], &a[i], depth + 1)) return false;
-      *out = Value(std::move(a));
-      return true;
-    }
-    case MSGPACK_OBJECT_MAP: {
-      Map m;
-      for (uint32_t i = 0; i < o.via.map.size; ++i) {
-        const auto& kv = o.via.map.ptr[i];
-        if (kv.key.type != MSGPACK_OBJECT_STR) return false;
-        std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-        if (!is_valid_utf8(key)) return false;
-        Value item;
-        if (!unpack_value(kv.val, &item, depth + 1)) return false;
-        m.insert_or_assign(std::string(key), std::move(item));
-      }
-      *out = Value(std::move(m));
-      return true;
-    }
-    default: return false;  // ext types are not part of the model
-  }
-}
-
 namespace {
 int append_to_string(void* data, const char* buf, size_t len) {
   static_cast<std::string*>(data)->append(buf, len);
@@ -217,18 +214,6 @@ std::string to_msgpack(const Value& v) {
   msgpack_packer_init(&pk, &out, append_to_string);
   pack_value(&pk, v);
   return out;
-}
-
-bool from_msgpack(std::string_view bytes, Value* out) {
-  msgpack_zone* zone = msgpack_zone_new(2048);
-  if (!zone) fail(Errc::no_memory, "out of memory");
-  msgpack_object object;
-  size_t offset = 0;
-  const bool ok = msgpack_unpack(bytes.data(), bytes.size(), &offset, zone, &object) ==
-                      MSGPACK_UNPACK_SUCCESS &&
-                  offset == bytes.size() && unpack_value(object, out);
-  msgpack_zone_free(zone);
-  return ok;
 }
 
 }  // namespace sessions

@@ -25,10 +25,9 @@ struct Bytes {
 
 enum class Type { nil, boolean, integer, real, string, bytes, array, map };
 
-// Nesting deeper than this is refused on every input path (JSON, MessagePack)
-// so hostile input cannot exhaust the stack. msgpack-c's unpacker stops at 32
-// levels and a session record wraps values in up to three more, so every value
-// we accept can also be read back.
+// The most containers (arrays, maps) a value may nest, the outermost counted
+// as 1: deeper is refused on every input path (JSON, MessagePack, setters) so
+// hostile input cannot exhaust the stack.
 constexpr int kMaxDepth = 24;
 
 class Value {
@@ -67,14 +66,9 @@ bool is_valid_utf8(std::string_view s);
 std::string to_json(const Value& v);
 Value from_json(std::string_view json);
 
-// MessagePack. pack never fails; unpack returns false for anything outside our
-// model (ext types, non-string map keys, invalid UTF-8, too deep, uint64 over
-// int64's range).
+// MessagePack, written by msgpack-c; pack never fails. Exact for every type,
+// bytes inside containers too. Reading is msgpack_reader.h's from_msgpack.
 void pack_value(msgpack_packer* pk, const Value& v);
-bool unpack_value(const msgpack_object& o, Value* out, int depth = 0);
-// One value as a whole MessagePack document, and back (false: not exactly
-// one object of our model). Exact for every type, bytes inside containers too.
 std::string to_msgpack(const Value& v);
-bool from_msgpack(std::string_view bytes, Value* out);
 
 }  // namespace sessions

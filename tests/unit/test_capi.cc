@@ -285,3 +285,99 @@ TEST_CASE("C: a recycled request starts clean") {
   }
   sess_store_close(store);
 }
+
+TEST_CASE("C: every failure leaves out-pointers NULL, argument checks included") {
+  void* const junk = reinterpret_cast<void*>(uintptr_t(0x1234));
+  sess_config* config = static_cast<sess_config*>(junk);
+  CHECK(sess_config_new(nullptr) == SESS_E_INVALID_ARGUMENT);
+  sess_store* store = static_cast<sess_store*>(junk);
+  CHECK(sess_store_open(nullptr, nullptr, &store) == SESS_E_INVALID_ARGUMENT);
+  CHECK(store == nullptr);
+  REQUIRE(sess_config_new(&config) == SESS_OK);
+  REQUIRE(sess_config_add_secret(config, kSecret.data(), kSecret.size()) == SESS_OK);
+  store = static_cast<sess_store*>(junk);
+  CHECK(sess_store_open("nope:", config, &store) == SESS_E_BAD_URI);
+  CHECK(store == nullptr);
+  sess_config_free(config);
+
+  sess_request* req = static_cast<sess_request*>(junk);
+  CHECK(sess_request_begin(nullptr, 5, &req) == SESS_E_INVALID_ARGUMENT);
+  CHECK(req == nullptr);
+  std::string huge(SESS_MAX_COOKIE_HEADER + 1, 'a');
+  req = static_cast<sess_request*>(junk);
+  CHECK(sess_request_begin(huge.data(), huge.size(), &req) == SESS_E_HEADER_TOO_LARGE);
+  CHECK(req == nullptr);
+
+  sess_store* memory = open_store("memory:");
+  REQUIRE(sess_request_begin("", 0, &req) == SESS_OK);
+  sess_session* s = static_cast<sess_session*>(junk);
+  CHECK(sess_request_session(nullptr, memory, "sid", &s) == SESS_E_INVALID_ARGUMENT);
+  CHECK(s == nullptr);
+  s = static_cast<sess_session*>(junk);
+  CHECK(sess_request_session(req, memory, "bad name", &s) == SESS_E_BAD_OPTION);
+  CHECK(s == nullptr);
+  REQUIRE(sess_request_session(req, memory, "sid", &s) == SESS_OK);
+  REQUIRE(sess_set_int(s, "n", 1) == SESS_OK);
+
+  const char* text = "x";
+  size_t len = 99;
+  CHECK(sess_get_str(s, "missing", &text, &len) == SESS_NOT_FOUND);
+  CHECK((text == nullptr && len == 0));
+  text = "x", len = 99;
+  CHECK(sess_get_str(s, "n", &text, &len) == SESS_E_TYPE_MISMATCH);
+  CHECK((text == nullptr && len == 0));
+  text = "x", len = 99;
+  CHECK(sess_get_str(nullptr, "n", &text, &len) == SESS_E_INVALID_ARGUMENT);
+  CHECK((text == nullptr && len == 0));
+  const void* bytes = junk;
+  len = 99;
+  CHECK(sess_get_bytes(s, nullptr, &bytes, &len) == SESS_E_INVALID_ARGUMENT);
+  CHECK((bytes == nullptr && len == 0));
+  char* owned = static_cast<char*>(junk);
+  len = 99;
+  CHECK(sess_get_json(s, "missing", &owned, &len) == SESS_NOT_FOUND);
+  CHECK((owned == nullptr && len == 0));
+  owned = static_cast<char*>(junk), len = 99;
+  CHECK(sess_get_msgpack(nullptr, "n", &owned, &len) == SESS_E_INVALID_ARGUMENT);
+  CHECK((owned == nullptr && len == 0));
+  owned = static_cast<char*>(junk), len = 99;
+  CHECK(sess_flashes_json(nullptr, nullptr, &owned, &len) == SESS_E_INVALID_ARGUMENT);
+  CHECK((owned == nullptr && len == 0));
+  text = "x", len = 99;
+  CHECK(sess_key_at(s, 5, &text, &len) == SESS_NOT_FOUND);
+  CHECK((text == nullptr && len == 0));
+  sess_value value;
+  value.data = "x";
+  value.type = SESS_TYPE_MAP;
+  CHECK(sess_get(s, "missing", &value) == SESS_NOT_FOUND);
+  CHECK((value.data == nullptr && value.len == 0 && value.type == SESS_TYPE_NIL));
+  len = 99;
+  CHECK(sess_request_set_cookie(req, 7, &len) == nullptr);
+  CHECK(len == 0);
+  sess_request_free(req);
+  sess_store_close(memory);
+}
+
+TEST_CASE("C: hostile MessagePack and JSON are refused with the documented codes") {
+  sess_store* store = open_store("memory:");
+  sess_request* req = nullptr;
+  sess_session* s = nullptr;
+  REQUIRE(sess_request_begin("", 0, &req) == SESS_OK);
+  REQUIRE(sess_request_session(req, store, "sid", &s) == SESS_OK);
+  // An array32 of 2^32-1 elements in five bytes: refused, nothing allocated.
+  CHECK(sess_set_msgpack(s, "k", "\xdd\xff\xff\xff\xff", 5) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_msgpack(s, "k", "\xdf\x00\xff\xff\xff", 5) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_set_json(s, "k", "[1,2]\0{x", 8) == SESS_E_BAD_JSON);
+  CHECK(sess_set_json(s, "k", "18446744073709551616", 20) == SESS_E_BAD_JSON);
+  CHECK(sess_set_json(s, "k", "-9223372036854775809", 20) == SESS_E_BAD_JSON);
+  std::string nested_24 = std::string(24, '[') + std::string(24, ']');
+  std::string nested_25 = std::string(25, '[') + std::string(25, ']');
+  CHECK(sess_set_json(s, "k", nested_24.data(), nested_24.size()) == SESS_OK);
+  CHECK(sess_set_json(s, "k", nested_25.data(), nested_25.size()) == SESS_E_BAD_JSON);
+  CHECK(sess_add_flash_json(s, nullptr, nested_25.data(), nested_25.size()) == SESS_E_BAD_JSON);
+  std::string packed_25 = std::string(24, '\x91') + "\x90";
+  CHECK(sess_set_msgpack(s, "k", packed_25.data(), packed_25.size()) == SESS_E_INVALID_ARGUMENT);
+  CHECK(sess_count(s) == 1);
+  sess_request_free(req);
+  sess_store_close(store);
+}
