@@ -10,55 +10,31 @@
 
 #include <openssl/crypto.h>
 
-#include "error.h"
-#include "request.h"
-#include "session.h"
-#include "store.h"
+#include "handles.h"
 #include "msgpack_reader.h"
+#include "session.h"
 #include "value.h"
 
 using sessions::Errc;
 using sessions::Error;
 using sessions::fail;
 using sessions::Value;
+using sessions::capi::guard;
+using sessions::capi::require;
+using sessions::capi::set_error;
 
-struct sess_config {
-  sessions::Config rep;
-};
-struct sess_store {
-  std::shared_ptr<sessions::Store> rep;
-};
-struct sess_request {
-  explicit sess_request(std::string_view header) : rep(header) {}
-  sessions::Request rep;
-};
-// sess_session is never defined: a sess_session* is a sessions::Session*
-// owned by its request.
+namespace sessions::capi {
 
-namespace {
-
-// A fixed buffer, as in hiredis: reporting an error never allocates.
 thread_local char last_error[512];
 
-int set_error(Errc code, const char* message) {
+int set_error(Errc code, const char* message) noexcept {
   std::snprintf(last_error, sizeof(last_error), "%s", message);
   return static_cast<int>(code);
 }
 
-template <typename Body>
-int guard(Body&& body) noexcept {
-  try {
-    return body();
-  } catch (const Error& e) {
-    return set_error(e.code(), e.what());
-  } catch (const std::bad_alloc&) {
-    return set_error(Errc::no_memory, "out of memory");
-  } catch (const std::exception& e) {
-    return set_error(Errc::internal, e.what());
-  } catch (...) {
-    return set_error(Errc::internal, "unknown exception");
-  }
-}
+}  // namespace sessions::capi
+
+namespace {
 
 // One finished request shell per thread, reused by the next
 // sess_request_begin on that thread: its buffers keep their capacity, while
@@ -68,11 +44,6 @@ thread_local std::unique_ptr<sess_request> spare_request;
 sessions::Session* unwrap(sess_session* s) { return reinterpret_cast<sessions::Session*>(s); }
 const sessions::Session* unwrap(const sess_session* s) {
   return reinterpret_cast<const sessions::Session*>(s);
-}
-
-template <typename T>
-void require(const T* p, const char* what) {
-  if (!p) fail(Errc::invalid_argument, std::string(what) + " is NULL");
 }
 
 std::string_view bytes_arg(const void* p, size_t len, const char* what) {
@@ -134,7 +105,7 @@ extern "C" {
 
 unsigned sess_version_number(void) { return SESS_VERSION_NUMBER; }
 const char* sess_version_string(void) { return SESS_VERSION_STRING; }
-const char* sess_last_error(void) { return last_error; }
+const char* sess_last_error(void) { return sessions::capi::last_error; }
 void sess_free(void* ptr) { std::free(ptr); }
 
 const char* sess_strerror(int code) {

@@ -277,6 +277,97 @@ SESS_API int sess_add_flash_json(sess_session *s, const char *kind, const char *
  * them; caller frees. */
 SESS_API int sess_flashes_json(sess_session *s, const char *kind, char **out, size_t *len);
 
+/* ---- Custom stores: bring your own backend (since 0.2) --------------
+ *
+ * A backend keeps a store's session records: opaque bytes under short keys,
+ * each with a time to live. It is a table of callbacks plus a state pointer
+ * of yours, either opened directly (sess_store_open_backend) or made by a
+ * factory registered under a URI scheme (sess_register_scheme), so that
+ * sess_store_open("etcd://...") works like the built-in stores, which are
+ * registered the same way. docs/stores.md#write-your-own-store has complete
+ * examples in C, C++ and Python.
+ *
+ * What the library guarantees to a backend:
+ *  - keys are NUL-terminated, 1 to 64 bytes of base64url (A-Z a-z 0-9 - _):
+ *    the session ID, or its SHA-256 with hash_keys=true;
+ *  - data is opaque bytes, at most the store's max_data_bytes: keep them as
+ *    they are; ttl is in seconds (>= 1) from `now` (Unix seconds, the
+ *    store's clock, which a backend should use for expiry);
+ *  - pointers passed to a callback are valid only during the call;
+ *  - calls for one request never overlap, but calls for different requests
+ *    arrive at once from any threads: every callback must be thread-safe;
+ *  - close(state), when given, is called exactly once, after the last call:
+ *    when the store's last reference goes, or when opening fails. From the
+ *    moment it is passed in, the library owns `state`.
+ *
+ * What a backend must guarantee:
+ *  - load writes the live record into `sink` (sess_sink_write, once or in
+ *    pieces) and returns SESS_OK, or returns SESS_NOT_FOUND when there is
+ *    none or it has expired (now >= the save's now + ttl);
+ *  - a failure is SESS_E_STORE_UNAVAILABLE, never SESS_NOT_FOUND: a record
+ *    reported absent would be replaced by a new empty session;
+ *  - save replaces the whole record atomically (readers see the old bytes or
+ *    the new, never a mix), or returns SESS_E_VALUE_TOO_LARGE having saved
+ *    nothing; erase of an absent key is SESS_OK;
+ *  - move (optional) saves `to` and erases `from` so that no reader ever
+ *    sees neither; without it the library saves, then erases.
+ * Callbacks return SESS_OK, SESS_NOT_FOUND, SESS_E_STORE_UNAVAILABLE or
+ * SESS_E_VALUE_TOO_LARGE; any other value is taken as
+ * SESS_E_STORE_UNAVAILABLE. Before returning an error a callback may call
+ * sess_backend_set_error to say why; the caller then reads it, after the
+ * callback's name, in sess_last_error(). */
+typedef struct sess_sink sess_sink;
+/* Appends a loaded record's bytes; SESS_E_VALUE_TOO_LARGE past the store's
+ * max_data_bytes (the load is then refused as a foreign record). */
+SESS_API int sess_sink_write(sess_sink *sink, const void *data, size_t len);
+/* The reason for the error the calling callback is about to return; copied.
+ * Only meaningful inside a callback. */
+SESS_API void sess_backend_set_error(const char *message);
+
+typedef struct sess_backend_ops {
+  size_t size; /* sizeof(sess_backend_ops) as you compiled it: the table grows at its end */
+  int (*load)(void *state, const char *key, int64_t now, sess_sink *sink);
+  int (*save)(void *state, const char *key, const void *data, size_t len, int64_t now,
+              int64_t ttl);
+  int (*erase)(void *state, const char *key);
+  /* Optional: an atomic regenerate_id. */
+  int (*move)(void *state, const char *from, const char *to, const void *data, size_t len,
+              int64_t now, int64_t ttl);
+  /* Optional: called by sess_store_open (never by sess_store_check) before any
+   * other call: dial servers, open files here, not in the factory. */
+  int (*start)(void *state);
+  /* Optional: releases `state`. */
+  void (*close)(void *state);
+} sess_backend_ops;
+
+/* Opens a store on one backend instance. The table is copied (the first
+ * ops->size bytes); load, save and erase are required. `config` takes the
+ * general options (secrets, cookie attributes, lifetimes, codec, hash_keys,
+ * max_data_bytes). On any failure *out is NULL and close(state) has been
+ * called. */
+SESS_API int sess_store_open_backend(const sess_backend_ops *ops, void *state,
+                                     const sess_config *config, sess_store **out);
+
+/* Makes a backend for a store URI. `uri` is the whole URI as given;
+ * names/values are the `count` options of its query and of the config that
+ * the library did not take as general options, in order (the config's
+ * last). Returns SESS_OK with *ops and *state set (the table is copied; the
+ * library owns state), or SESS_E_BAD_URI / SESS_E_BAD_OPTION (with
+ * sess_backend_set_error saying why) to refuse them. Must not dial: it also
+ * runs for sess_store_check. */
+typedef int (*sess_backend_factory)(void *factory_state, const char *uri,
+                                    const char *const *names, const char *const *values,
+                                    size_t count, const sess_backend_ops **ops, void **state);
+/* Registers `scheme` (letters, digits, '+', '-', '.'; case-insensitive) so
+ * that sess_store_open and sess_store_check build its stores with `factory`.
+ * `options` is a NULL-terminated list of the option names its factory
+ * takes, which sess_config_set then accepts (NULL: none). Register at
+ * start-up, before configs use the options; thread-safe. Errors:
+ * SESS_E_INVALID_ARGUMENT for a bad or already registered scheme (built-in
+ * ones included). `factory_state` is the caller's and must outlive its use. */
+SESS_API int sess_register_scheme(const char *scheme, sess_backend_factory factory,
+                                  void *factory_state, const char *const *options);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,8 @@
 #define SESSIONS_HPP
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -73,11 +75,147 @@ class Config {
   sess_config* p_ = nullptr;
 };
 
+// A store backend in C++: subclass it, then open a store on an instance
+// (Store::open(std::make_unique<MyBackend>(...), config)) or register a URI
+// scheme whose factory makes them (register_scheme). The rules both sides
+// keep are in sessions.h ("Custom stores"): methods are called from many
+// threads at once, keys are base64url, data is opaque. An exception thrown
+// by a method never reaches the library: it becomes SESS_E_STORE_UNAVAILABLE
+// with what() as the message, except a sessions::Error carrying
+// SESS_E_VALUE_TOO_LARGE from save, which keeps its code.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // The live record under `key`, or std::nullopt when there is none or it
+  // has expired. Throw when the backend cannot answer: "absent" would have
+  // the session replaced by an empty one.
+  virtual std::optional<std::string> load(const std::string& key, int64_t now) = 0;
+  // Replaces the record atomically; it expires `ttl` seconds after `now`.
+  virtual void save(const std::string& key, std::string_view data, int64_t now, int64_t ttl) = 0;
+  virtual void erase(const std::string& key) = 0;  // absent is fine
+  // regenerate_id: override to make it atomic (no reader sees neither).
+  virtual void move(const std::string& from, const std::string& to, std::string_view data,
+                    int64_t now, int64_t ttl) {
+    save(to, data, now, ttl);
+    erase(from);
+  }
+  // Called once by Store::open before any other call (not by check).
+  virtual void start() {}
+
+  // The C table that adapts any Backend; its state is a Backend*, deleted
+  // by close.
+  static const sess_backend_ops* ops() {
+    static const sess_backend_ops table = {sizeof(sess_backend_ops), &load_cb, &save_cb, &erase_cb,
+                                           &move_cb, &start_cb, &close_cb};
+    return &table;
+  }
+
+ private:
+  template <typename Body>
+  static int shielded(Body&& body) noexcept {
+    try {
+      body();
+      return SESS_OK;
+    } catch (const Error& e) {
+      sess_backend_set_error(e.what());
+      return e.code() == SESS_E_VALUE_TOO_LARGE ? SESS_E_VALUE_TOO_LARGE : SESS_E_STORE_UNAVAILABLE;
+    } catch (const std::exception& e) {
+      sess_backend_set_error(e.what());
+    } catch (...) {
+      sess_backend_set_error("unknown exception");
+    }
+    return SESS_E_STORE_UNAVAILABLE;
+  }
+  static Backend& self(void* state) { return *static_cast<Backend*>(state); }
+  static int load_cb(void* state, const char* key, int64_t now, sess_sink* sink) {
+    bool found = false;
+    int rc = shielded([&] {
+      if (auto record = self(state).load(key, now)) {
+        found = true;
+        sess_sink_write(sink, record->data(), record->size());
+      }
+    });
+    return rc == SESS_OK && !found ? SESS_NOT_FOUND : rc;
+  }
+  static int save_cb(void* state, const char* key, const void* data, size_t len, int64_t now,
+                     int64_t ttl) {
+    return shielded([&] {
+      self(state).save(key, std::string_view(static_cast<const char*>(data), len), now, ttl);
+    });
+  }
+  static int erase_cb(void* state, const char* key) {
+    return shielded([&] { self(state).erase(key); });
+  }
+  static int move_cb(void* state, const char* from, const char* to, const void* data, size_t len,
+                     int64_t now, int64_t ttl) {
+    return shielded([&] {
+      self(state).move(from, to, std::string_view(static_cast<const char*>(data), len), now, ttl);
+    });
+  }
+  static int start_cb(void* state) {
+    return shielded([&] { self(state).start(); });
+  }
+  static void close_cb(void* state) { delete static_cast<Backend*>(state); }
+};
+
+using BackendOptions = std::vector<std::pair<std::string, std::string>>;
+// Makes a backend for a URI and the options the library left (throw a
+// sessions::Error with SESS_E_BAD_URI or SESS_E_BAD_OPTION to refuse them).
+// It must not dial: Backend::start does.
+using BackendFactory =
+    std::function<std::unique_ptr<Backend>(const std::string& uri, const BackendOptions& options)>;
+
+// Registers `scheme` so that Store::open("scheme:...") builds its backends
+// with `factory`; `options` are the option names the factory takes (which
+// Config::set then accepts). At start-up; the factory lives until exit.
+inline void register_scheme(const std::string& scheme, BackendFactory factory,
+                            const std::vector<std::string>& options = {}) {
+  struct Entry {
+    BackendFactory factory;
+    std::vector<std::string> options;
+    std::vector<const char*> option_names;
+  };
+  auto* entry = new Entry{std::move(factory), options, {}};  // registered for good: never freed
+  for (const auto& name : entry->options) entry->option_names.push_back(name.c_str());
+  entry->option_names.push_back(nullptr);
+  auto trampoline = [](void* state, const char* uri, const char* const* names,
+                       const char* const* values, size_t count, const sess_backend_ops** ops,
+                       void** backend) -> int {
+    try {
+      BackendOptions list;
+      for (size_t i = 0; i < count; ++i) list.emplace_back(names[i], values[i]);
+      *backend = static_cast<Entry*>(state)->factory(uri, list).release();
+      *ops = Backend::ops();
+      return SESS_OK;
+    } catch (const Error& e) {
+      sess_backend_set_error(e.what());
+      return e.code() == SESS_E_BAD_OPTION ? SESS_E_BAD_OPTION : SESS_E_BAD_URI;
+    } catch (const std::bad_alloc&) {
+      return SESS_E_NO_MEMORY;
+    } catch (const std::exception& e) {
+      sess_backend_set_error(e.what());
+      return SESS_E_BAD_URI;
+    }
+  };
+  int rc = sess_register_scheme(scheme.c_str(), trampoline, entry, entry->option_names.data());
+  if (rc != SESS_OK) {
+    std::string message = std::string(sess_strerror(rc)) + ": " + sess_last_error();
+    delete entry;
+    throw Error(rc, message);
+  }
+}
+
 class Store {
  public:
   static Store open(const std::string& uri, const Config& config) {
     sess_store* p = nullptr;
     detail::check(sess_store_open(uri.c_str(), config.get(), &p));
+    return Store(p);
+  }
+  // A store on one backend instance, which the store then owns.
+  static Store open(std::unique_ptr<Backend> backend, const Config& config) {
+    sess_store* p = nullptr;
+    detail::check(sess_store_open_backend(Backend::ops(), backend.release(), config.get(), &p));
     return Store(p);
   }
   ~Store() { sess_store_close(p_); }

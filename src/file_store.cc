@@ -13,6 +13,7 @@
 
 #include "base64url.h"
 #include "error.h"
+#include "registry.h"
 #include "random.h"
 
 namespace sessions {
@@ -185,6 +186,11 @@ size_t FileStore::collect(int64_t now) {
   }
   ::closedir(dir);
   return removed;
+}
+
+Scheme file_scheme() {
+  return {{"file"}, {"fsync", "gc_interval"}, nullptr,
+          [](const OpenRequest& r) { return FileStore::open(r.uri.rest, r.options); }};
 }
 
 }  // namespace sessions

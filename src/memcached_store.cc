@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "error.h"
+#include "registry.h"
 
 namespace sessions {
 namespace {
@@ -197,6 +198,11 @@ void MemcachedStore::erase(std::string_view key) {
     return memcached_delete(mc, full_key.data(), full_key.size(), 0);
   });
   if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND) call.fail_with(rc, "delete");
+}
+
+Scheme memcached_scheme() {
+  return {{"memcached"}, {"prefix", "pool", "connect_timeout_ms", "timeout_ms"}, nullptr,
+          [](const OpenRequest& r) { return MemcachedStore::open(r.uri.rest_encoded, r.options); }};
 }
 
 }  // namespace sessions

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "error.h"
+#include "registry.h"
 
 namespace sessions {
 
@@ -147,6 +148,11 @@ size_t MemoryStore::size() const {
     n += shard->index.size();
   }
   return n;
+}
+
+Scheme memory_scheme() {
+  return {{"memory"}, {"max_sessions", "shards"}, nullptr,
+          [](const OpenRequest& r) { return MemoryStore::open(r.uri.rest, r.options); }};
 }
 
 }  // namespace sessions

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "error.h"
+#include "registry.h"
 
 namespace sessions {
 namespace {
@@ -239,6 +240,22 @@ void MongoStore::erase(std::string_view key) {
   bson_error_t error;
   if (!mongoc_collection_delete_one(call.collection(), selector.get(), nullptr, nullptr, &error))
     call.fail_with(error, "delete");
+}
+
+Scheme mongodb_scheme() {
+  return {{"mongodb", "mongodb+srv"},
+          {"collection", "timeout_ms"},
+          // The driver's own URI options (replicaSet, w, readPreference, ...).
+          [](std::string_view name) {
+            const std::string option(name);
+            return mongoc_uri_option_is_int32(option.c_str()) ||
+                   mongoc_uri_option_is_int64(option.c_str()) ||
+                   mongoc_uri_option_is_bool(option.c_str()) ||
+                   mongoc_uri_option_is_utf8(option.c_str()) || is_driver_option(option);
+          },
+          [](const OpenRequest& r) {
+            return MongoStore::open(r.uri.scheme, r.uri.rest_encoded, r.options);
+          }};
 }
 
 }  // namespace sessions

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "error.h"
+#include "registry.h"
 
 namespace sessions {
 namespace {
@@ -340,6 +341,23 @@ size_t PostgresStore::collect(int64_t now) {
     removed += size_t(batch);
     if (batch < kCollectBatch) return removed;
   }
+}
+
+Scheme postgres_scheme() {
+  return {{"postgresql", "postgres"},
+          {"table", "pool", "connect_timeout_ms", "timeout_ms", "gc_interval"},
+          // Any libpq connection parameter (sslmode, application_name, ...).
+          [](std::string_view name) {
+            bool known = false;
+            if (PQconninfoOption* defaults = PQconndefaults()) {
+              for (PQconninfoOption* p = defaults; p->keyword && !known; ++p) known = name == p->keyword;
+              PQconninfoFree(defaults);
+            }
+            return known;
+          },
+          [](const OpenRequest& r) {
+            return PostgresStore::open(r.uri.scheme + ":" + r.uri.rest_encoded, r.options);
+          }};
 }
 
 }  // namespace sessions

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "error.h"
+#include "registry.h"
 
 namespace sessions {
 namespace {
@@ -230,6 +231,15 @@ void RedisStore::move(std::string_view from, std::string_view to, std::string_vi
       call.run({{"MULTI"}, {"SET", to_key, data, "PX", px}, {"DEL", from_key}, {"EXEC"}});
   if (replies.back()->type != REDIS_REPLY_ARRAY)
     fail(Errc::store_unavailable, name_ + ": the transaction moving a session was aborted");
+}
+
+Scheme redis_scheme() {
+  return {{"redis", "redis+unix"},
+          {"prefix", "pool", "connect_timeout_ms", "timeout_ms", "db", "user", "password"},
+          nullptr,
+          [](const OpenRequest& r) {
+            return RedisStore::open(r.uri.scheme, r.uri.rest_encoded, r.options);
+          }};
 }
 
 }  // namespace sessions

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "error.h"
+#include "registry.h"
 
 namespace sessions {
 namespace {
@@ -242,6 +243,11 @@ size_t SqliteStore::collect(int64_t now) {
     removed += size_t(batch);
     if (batch < kCollectBatch) return removed;
   }
+}
+
+Scheme sqlite_scheme() {
+  return {{"sqlite"}, {"table", "pool", "busy_timeout_ms", "synchronous", "gc_interval"}, nullptr,
+          [](const OpenRequest& r) { return SqliteStore::open(r.uri.rest, r.options); }};
 }
 
 }  // namespace sessions

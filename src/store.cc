@@ -5,32 +5,16 @@
 #include <utility>
 
 #include "error.h"
-#include "file_store.h"
-#include "memcached_store.h"
-#include "memory_store.h"
-#include "mongodb_store.h"
-#include "postgres_store.h"
-#include "redis_store.h"
-#include "sqlite_store.h"
+#include "registry.h"
 
 namespace sessions {
-namespace {
 
-// Options that only a backend understands. sess_config_set accepts them
-// before the scheme is known; sess_store_open refuses those its backend lacks.
-constexpr std::string_view kBackendOptions[] = {
-    "max_sessions", "shards",                                               // memory:
-    "prefix", "pool", "connect_timeout_ms", "timeout_ms", "db", "user", "password",  // redis:
-    "fsync", "gc_interval",                                                 // file:
-    "table", "busy_timeout_ms", "synchronous",                              // sqlite:
-    "collection"};                                                          // mongodb:
-
-template <typename List>
-bool contains(const List& list, std::string_view item) {
-  return std::find(std::begin(list), std::end(list), item) != std::end(list);
+Scheme cookie_scheme() {
+  return {{"cookie"}, {}, nullptr, [](const OpenRequest& r) -> std::unique_ptr<Backend> {
+            if (!r.uri.rest.empty()) fail(Errc::bad_uri, "cookie: takes no location, only options");
+            return nullptr;  // the session lives in the cookie
+          }};
 }
-
-}  // namespace
 
 bool Settings::set(std::string_view name, std::string_view value) {
   if (cookie.set(name, value)) return true;
@@ -57,8 +41,9 @@ bool Settings::set(std::string_view name, std::string_view value) {
 
 void Config::set(std::string_view name, std::string_view value) {
   Settings scratch;
-  if (!scratch.set(name, value) && !contains(kBackendOptions, name))
-    fail(Errc::bad_option, "unknown option '" + std::string(name) + "'");
+  if (!scratch.set(name, value) && !Registry::global().takes_option(name))
+    fail(Errc::bad_option, "unknown option '" + std::string(name) +
+                               "': neither a general option nor one a store scheme takes");
   options.emplace_back(name, value);
 }
 
@@ -77,44 +62,52 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
 
 void Store::check(std::string_view uri, const Config& config) { build(uri, config); }
 
+namespace {
+
+// The general options (URI first, so the config's explicit ones override
+// them) into *settings; the rest are left for the backend.
+OptionList apply_general_options(const OptionList& query, const Config& config, Settings* settings) {
+  OptionList rest;
+  for (const OptionList* list : {&query, &config.options})
+    for (const auto& [name, value] : *list)
+      if (!settings->set(name, value)) rest.emplace_back(name, value);
+  settings->cookie.validate();
+  return rest;
+}
+
+}  // namespace
+
 std::shared_ptr<Store> Store::build(std::string_view uri, const Config& config) {
   ParsedUri parsed = parse_uri(uri);
+  const Scheme* scheme = Registry::global().find(parsed.scheme);
+  if (!scheme)
+    fail(Errc::bad_uri, "unknown store scheme '" + parsed.scheme + "' (known: " +
+                            Registry::global().names() + ")");
   Settings settings;
-  OptionList backend_options;
-  // URI options first, so the config's explicit ones override them.
-  for (const OptionList* list : {&std::as_const(parsed.query), &config.options})
-    for (const auto& [name, value] : *list)
-      if (!settings.set(name, value)) backend_options.emplace_back(name, value);
-  settings.cookie.validate();
-
+  OptionList backend_options = apply_general_options(parsed.query, config, &settings);
   // The codec first: a bad secret is reported before any server is dialled.
   auto codec = std::make_unique<Codec>(settings.codec, config.secrets);
-  std::unique_ptr<Backend> backend;
-  if (parsed.scheme == "cookie") {
-    if (!parsed.rest.empty()) fail(Errc::bad_uri, "cookie: takes no location, only options");
-  } else if (parsed.scheme == "memory") {
-    backend = MemoryStore::open(parsed.rest, &backend_options);
-  } else if (parsed.scheme == "redis" || parsed.scheme == "redis+unix") {
-    backend = RedisStore::open(parsed.scheme, parsed.rest_encoded, &backend_options);
-  } else if (parsed.scheme == "memcached") {
-    backend = MemcachedStore::open(parsed.rest_encoded, &backend_options);
-  } else if (parsed.scheme == "file") {
-    backend = FileStore::open(parsed.rest, &backend_options);
-  } else if (parsed.scheme == "postgresql" || parsed.scheme == "postgres") {
-    backend = PostgresStore::open(parsed.scheme + ":" + parsed.rest_encoded, &backend_options);
-  } else if (parsed.scheme == "mongodb" || parsed.scheme == "mongodb+srv") {
-    backend = MongoStore::open(parsed.scheme, parsed.rest_encoded, &backend_options);
-  } else if (parsed.scheme == "sqlite") {
-    backend = SqliteStore::open(parsed.rest, &backend_options);
-  } else {
-    fail(Errc::bad_uri, "unknown store scheme '" + parsed.scheme +
-                            "' (built in: cookie:, memory:, file:, sqlite:, redis:, redis+unix:, "
-                            "memcached:, postgresql:, mongodb:)");
-  }
+  std::unique_ptr<Backend> backend = scheme->open({parsed, uri, settings, &backend_options});
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +
                                parsed.scheme + ": store");
   return std::make_shared<Store>(std::move(settings), std::move(codec), std::move(backend));
+}
+
+std::shared_ptr<Store> Store::open_backend(
+    const std::function<std::unique_ptr<Backend>(const Settings&)>& make_backend,
+    const Config& config) {
+  Settings settings;
+  OptionList rest = apply_general_options({}, config, &settings);
+  if (!rest.empty())
+    fail(Errc::bad_option, "option " + rest.front().first +
+                               " is not a general option (a custom backend takes its own options "
+                               "in its factory, through sess_register_scheme)");
+  auto codec = std::make_unique<Codec>(settings.codec, config.secrets);
+  std::unique_ptr<Backend> backend = make_backend(settings);
+  auto store = std::make_shared<Store>(std::move(settings), std::move(codec), std::move(backend));
+  store->backend()->start();
+  return store;
 }
 
 }  // namespace sessions

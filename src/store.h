@@ -44,6 +44,12 @@ class Store {
   // Everything open() validates, without starting the backend: no server is
   // dialled, no file or directory touched, no thread started.
   static void check(std::string_view uri, const Config& config);
+  // A store on a backend its user supplies (sess_store_open_backend), made
+  // once the config's settings are known; the config may hold only general
+  // options. Starts the backend.
+  static std::shared_ptr<Store> open_backend(
+      const std::function<std::unique_ptr<Backend>(const Settings&)>& make_backend,
+      const Config& config);
 
   const Settings& settings() const { return settings_; }
   const Codec& codec() const { return *codec_; }
