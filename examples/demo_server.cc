@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmdb_store.h"
 #include "sessions.hpp"
 
 namespace {
@@ -33,7 +34,8 @@ struct Options {
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--store URI] [--host ADDR] [--port N]\n"
-               "  --store URI   session store (default cookie:; also memory:)\n"
+               "  --store URI   session store (default cookie:; any built-in URI, or\n"
+               "                lmdb:///dir, the example store in examples/lmdb_store)\n"
                "  --port N      port to listen on (default 8080)\n"
                "  SESSIONS_SECRET  secret of at least 32 bytes; several, comma-separated, rotate\n",
                argv0);
@@ -138,6 +140,11 @@ sessions::Session open_session(sessions::Request& r, const sessions::Store& stor
 int main(int argc, char** argv) {
   Options options = parse_args(argc, argv);
   std::optional<sessions::Store> opened;
+  // A store of one's own, registered like the built-in ones (lmdb:).
+  if (lmdb_store_register() != SESS_OK) {
+    std::fprintf(stderr, "cannot register lmdb: %s\n", sess_last_error());
+    return 1;
+  }
   try {
     opened.emplace(sessions::Store::open(options.store, make_config()));
   } catch (const sessions::Error& e) {

@@ -4,7 +4,7 @@ route over HTTP with a cookie jar, as a browser would.
 
     test_demo.py --server build/examples/demo_server --store cookie:
 
---store redis, memcached, postgresql, mongodb, file or sqlite starts that
+--store redis, memcached, postgresql, mongodb, file, sqlite or lmdb starts that
 backing server (or makes the directory or database)
 itself on a free loopback port, and also checks that the demo answers 503
 while the server is down and recovers when it is back.
@@ -70,6 +70,9 @@ class Backing:
         elif kind == "sqlite":
             self.argv = None
             self.uri = f"sqlite://{self.dir}/sessions.db"
+        elif kind == "lmdb":  # the example custom store (examples/lmdb_store)
+            self.argv = None
+            self.uri = f"lmdb://{self.dir}/lmdb?map_size_mb=16"
         elif kind == "postgresql":
             # initdb as an unprivileged user (PostgreSQL refuses root).
             data = os.path.join(self.dir, "data")
@@ -293,7 +296,7 @@ def main():
     parser.add_argument("--server", required=True)
     parser.add_argument("--store", default="cookie:",
                         help="a store URI, or redis / memcached / postgresql / mongodb / file / "
-                             "sqlite to start one")
+                             "sqlite / lmdb to start one")
     parser.add_argument("--mongo-wire-server", help="the test server program, for --store mongodb")
     args = parser.parse_args()
     backing = Backing(args.store, args.mongo_wire_server)

@@ -9,6 +9,7 @@
 Pure Python over the shared library (ctypes): no compiler needed.
 """
 from ._native import library_path
+from .backend import Backend, register_scheme
 from .core import CookieOptions, Request, Session, Store
 from .errors import (CookieTooLarge, InternalError, InvalidInput, SessionsError, StateError,
                      StoreUnavailable, TooLarge, TypeMismatch, Unsupported, ValueTooLarge)
@@ -17,6 +18,6 @@ from ._native import lib as _lib
 __version__ = "0.1.0"
 library_version = _lib.sess_version_string().decode()
 
-__all__ = ["Store", "Request", "Session", "CookieOptions", "SessionsError", "InvalidInput",
+__all__ = ["Store", "Request", "Session", "CookieOptions", "Backend", "register_scheme", "SessionsError", "InvalidInput",
            "TypeMismatch", "StoreUnavailable", "TooLarge", "CookieTooLarge", "ValueTooLarge",
            "StateError", "Unsupported", "InternalError", "library_path", "library_version"]

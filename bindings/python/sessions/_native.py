@@ -107,6 +107,11 @@ _SIGNATURES = {
     "sess_add_flash_str": (c_int, [SESSION_P, c_char_p, c_char_p, c_size_t]),
     "sess_add_flash_json": (c_int, [SESSION_P, c_char_p, c_char_p, c_size_t]),
     "sess_flashes_json": (c_int, [SESSION_P, c_char_p, P(c_void_p), P(c_size_t)]),
+    # Custom stores (backend.py); callbacks and tables are passed as addresses.
+    "sess_sink_write": (c_int, [c_void_p, c_char_p, c_size_t]),
+    "sess_backend_set_error": (None, [c_char_p]),
+    "sess_store_open_backend": (c_int, [c_void_p, c_void_p, CONFIG_P, P(STORE_P)]),
+    "sess_register_scheme": (c_int, [c_char_p, c_void_p, c_void_p, c_void_p]),
 }
 
 

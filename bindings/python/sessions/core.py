@@ -65,11 +65,13 @@ class CookieOptions:
 
 
 class Store:
-    """A store opened by URI ("cookie:", "redis://...", ...), shared by all
-    threads. Close it (or use `with`) to release it; requests still open keep
-    it alive."""
+    """A store opened by URI ("cookie:", "redis://...", ...), or on a
+    Backend of your own (backend=...), shared by all threads. Close it (or
+    use `with`) to release it; requests still open keep it alive."""
 
-    def __init__(self, uri, secrets, cookie=None, **options):
+    def __init__(self, uri=None, secrets=(), cookie=None, backend=None, **options):
+        if (uri is None) == (backend is None):
+            raise TypeError("give a store URI or backend=, not both")
         if isinstance(secrets, (str, bytes)):
             secrets = [secrets]
         config = CONFIG_P()
@@ -84,7 +86,11 @@ class Store:
             for name, value in pairs:
                 _check(lib.sess_config_set(config, name.encode(), value.encode("utf-8")))
             handle = STORE_P()
-            _check(lib.sess_store_open(uri.encode("utf-8"), config, ctypes.byref(handle)))
+            if backend is not None:
+                from .backend import open_store
+                _check(open_store(backend, config, ctypes.byref(handle)))
+            else:
+                _check(lib.sess_store_open(uri.encode("utf-8"), config, ctypes.byref(handle)))
         finally:
             lib.sess_config_free(config)
         self._handle = handle
