@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "error.h"
-#include "registry.h"
+#include "builtin_stores.h"
 
 namespace sessions {
 namespace {

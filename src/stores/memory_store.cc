@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "error.h"
-#include "registry.h"
+#include "builtin_stores.h"
 
 namespace sessions {
 

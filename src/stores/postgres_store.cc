@@ -9,7 +9,7 @@
 #include <ctime>
 
 #include "error.h"
-#include "registry.h"
+#include "builtin_stores.h"
 
 namespace sessions {
 namespace {

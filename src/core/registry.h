@@ -55,14 +55,7 @@ class Registry {
   std::vector<std::unique_ptr<const Scheme>> schemes_;
 };
 
-// The schemes of the stores built into the library, one per store file.
-Scheme cookie_scheme();
-Scheme memory_scheme();
-Scheme file_scheme();
-Scheme sqlite_scheme();
-Scheme redis_scheme();
-Scheme memcached_scheme();
-Scheme postgres_scheme();
-Scheme mongodb_scheme();
+// Adds the stores built into the library (src/stores/builtin_stores.cc).
+void add_builtin_stores(Registry* registry);
 
 }  // namespace sessions

@@ -9,13 +9,6 @@
 
 namespace sessions {
 
-Scheme cookie_scheme() {
-  return {{"cookie"}, {}, nullptr, [](const OpenRequest& r) -> std::unique_ptr<Backend> {
-            if (!r.uri.rest.empty()) fail(Errc::bad_uri, "cookie: takes no location, only options");
-            return nullptr;  // the session lives in the cookie
-          }};
-}
-
 bool Settings::set(std::string_view name, std::string_view value) {
   if (cookie.set(name, value)) return true;
   if (name == "idle_timeout") {

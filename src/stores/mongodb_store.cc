@@ -7,7 +7,7 @@
 #include <mutex>
 
 #include "error.h"
-#include "registry.h"
+#include "builtin_stores.h"
 
 namespace sessions {
 namespace {

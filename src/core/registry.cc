@@ -16,9 +16,7 @@ bool Scheme::takes(std::string_view option) const {
 Registry& Registry::global() {
   static Registry* registry = [] {
     auto* r = new Registry();  // never destroyed: stores may outlive static destructors
-    for (auto make : {cookie_scheme, memory_scheme, file_scheme, sqlite_scheme, redis_scheme,
-                      memcached_scheme, postgres_scheme, mongodb_scheme})
-      r->add(make());
+    add_builtin_stores(r);
     return r;
   }();
   return *registry;

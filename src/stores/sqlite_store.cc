@@ -7,7 +7,7 @@
 #include <ctime>
 
 #include "error.h"
-#include "registry.h"
+#include "builtin_stores.h"
 
 namespace sessions {
 namespace {

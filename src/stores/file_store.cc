@@ -13,7 +13,7 @@
 
 #include "base64url.h"
 #include "error.h"
-#include "registry.h"
+#include "builtin_stores.h"
 #include "random.h"
 
 namespace sessions {
