@@ -207,6 +207,18 @@ int sess_store_check(const char* uri, const sess_config* config) {
 
 void sess_store_close(sess_store* store) { delete store; }
 
+int sess_store_session_exists(sess_store* store, const char* id) {
+  return guard([&]() -> int {
+    require(store, "store");
+    require(id, "id");
+    sessions::Store& s = *store->rep;
+    if (!s.backend()) fail(Errc::unsupported, "cookie: keeps no records: the session is the cookie");
+    std::string key, data;
+    if (!s.record_key(id, &key)) return SESS_NOT_FOUND;
+    return s.backend()->load(key, s.now(), &data) ? SESS_OK : SESS_NOT_FOUND;
+  });
+}
+
 // ---- Requests --------------------------------------------------------------
 
 int sess_request_begin(const char* cookie_header, size_t len, sess_request** out) {

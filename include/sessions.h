@@ -160,6 +160,12 @@ SESS_API int sess_store_check(const char *uri, const sess_config *config);
 /* Releases the caller's reference; requests still using the store keep it
  * alive until they are freed. */
 SESS_API void sess_store_close(sess_store *store);
+/* Whether the store holds a live record for session `id` (43 base64url
+ * characters, as sess_session_id gives it): SESS_OK, SESS_NOT_FOUND (also
+ * for text that is not an ID), SESS_E_STORE_UNAVAILABLE, or
+ * SESS_E_UNSUPPORTED for cookie:, which keeps none. Reads the record without
+ * opening it: for admin tools, and for the store conformance kit. Since 0.2. */
+SESS_API int sess_store_session_exists(sess_store *store, const char *id);
 
 /* ---- Requests --------------------------------------------------------- */
 /* Parses a raw Cookie: header value (may be NULL with len 0). The header is

@@ -22,6 +22,7 @@ run_suite release -DCMAKE_BUILD_TYPE=Release
 if [ -n "${SESSIONS_TEST_MONGODB_URI:-}" ]; then
   echo "== mongodb: against $SESSIONS_TEST_MONGODB_URI"
   build/release/tests/store_tests "[real-mongodb]"
+  build/release/tests/conformance_tests "[real-mongodb]"
 fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSESSIONS_SANITIZE=ON -DSESSIONS_BUILD_BENCH=OFF

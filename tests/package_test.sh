@@ -22,6 +22,14 @@ echo "exports: $(wc -l <<<"$exported") symbols, all sess_*"
 soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
 [ "$soname" = "libsessions.so.0" ] || { echo "SONAME is '$soname'"; exit 1; }
 echo "SONAME: $soname"
+kit=$(find "$prefix" -name 'libsessions_conformance.so.*.*' -type f | head -1)
+kit_exports=$(nm -D --defined-only "$kit" | awk '{print $3}')
+if grep -qv '^sess_conformance_' <<<"$kit_exports"; then
+  echo "libsessions_conformance exports symbols beyond sess_conformance_*:"
+  grep -v '^sess_conformance_' <<<"$kit_exports"; exit 1
+fi
+[ -f "$prefix/include/sessions_conformance.h" ] || { echo "sessions_conformance.h not installed"; exit 1; }
+echo "conformance kit: $(wc -l <<<"$kit_exports") symbol(s), all sess_conformance_*"
 
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 # shellcheck disable=SC2046

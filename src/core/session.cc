@@ -74,16 +74,7 @@ void Session::assign_id(std::string_view raw_id) {
   id_.assign(raw_id);
   id_text_.clear();
   base64url_encode(id_, &id_text_);
-  if (store_->settings().hash_keys) {
-    // The ID is 256 random bits: an unsalted hash cannot be reversed, and a
-    // dump of the store holds nothing that works as a cookie.
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    if (!EVP_Digest(id_.data(), id_.size(), digest, &size, EVP_sha256(), nullptr))
-      fail(Errc::internal, "SHA-256 failed");
-    hashed_key_.clear();
-    base64url_encode(std::string_view(reinterpret_cast<char*>(digest), size), &hashed_key_);
-  }
+  if (store_->settings().hash_keys) store_->hashed_record_key(id_, &hashed_key_);
 }
 
 const std::string& Session::backend_key() const {

@@ -4,6 +4,9 @@
 #include <ctime>
 #include <utility>
 
+#include <openssl/evp.h>
+
+#include "base64url.h"
 #include "error.h"
 #include "registry.h"
 
@@ -46,6 +49,23 @@ Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Ba
       backend_(std::move(backend)) {}
 
 int64_t Store::default_now() { return int64_t(std::time(nullptr)); }
+
+void Store::hashed_record_key(std::string_view raw_id, std::string* out) const {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (!EVP_Digest(raw_id.data(), raw_id.size(), digest, &size, EVP_sha256(), nullptr))
+    fail(Errc::internal, "SHA-256 failed");
+  out->clear();
+  base64url_encode(std::string_view(reinterpret_cast<char*>(digest), size), out);
+}
+
+bool Store::record_key(std::string_view id_text, std::string* out) const {
+  std::string raw;
+  if (id_text.size() != 43 || !base64url_decode(id_text, &raw) || raw.size() != 32) return false;
+  if (settings_.hash_keys) hashed_record_key(raw, out);
+  else out->assign(id_text);
+  return true;
+}
 
 std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
   std::shared_ptr<Store> store = build(uri, config);

@@ -55,6 +55,14 @@ class Store {
   const Codec& codec() const { return *codec_; }
   Backend* backend() const { return backend_.get(); }  // nullptr for cookie:
 
+  // With hash_keys, records live under base64url(SHA-256(raw ID)): the ID is
+  // 256 random bits, so an unsalted hash cannot be reversed, and a dump of
+  // the store holds nothing that works as a cookie. Replaces *out.
+  void hashed_record_key(std::string_view raw_id, std::string* out) const;
+  // The backend key of a session ID as sess_session_id shows it (43
+  // base64url characters); false when it is not one.
+  bool record_key(std::string_view id_text, std::string* out) const;
+
   int64_t now() const { return clock_ ? clock_() : default_now(); }
   // Tests move time forward without sleeping. Not thread-safe: set it before
   // the store is shared.

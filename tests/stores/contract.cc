@@ -57,43 +57,6 @@ void check_round_trip(const std::string& uri) {
   });
 }
 
-void check_regenerate_id(const std::string& uri) {
-  Fixture f(uri, {}, false);
-  Browser b;
-  const std::string old_id = log_in(f, b);
-  const std::string old_jar = b.jar;
-  std::string new_id;
-  b.request([&](Request& r) {
-    Session& s = r.session(f.store, "sid");
-    s.regenerate_id();
-    new_id = s.id_text();
-  });
-  CHECK(new_id != old_id);
-  std::string data;
-  CHECK_FALSE(f.store->backend()->load(old_id, f.store->now(), &data));
-  CHECK(f.store->backend()->load(new_id, f.store->now(), &data));
-  b.request([&](Request& r) {
-    CHECK(*r.session(f.store, "sid").get("user_id") == Value(42));
-  });
-  Browser stale{old_jar, {}};  // the cookie from before the login
-  stale.request([&](Request& r) {
-    Session& s = r.session(f.store, "sid");
-    CHECK(s.status() == SESS_STATUS_UNKNOWN_ID);
-    CHECK(s.get("user_id") == nullptr);
-  });
-}
-
-void check_destroy(const std::string& uri) {
-  Fixture f(uri, {}, false);
-  Browser b;
-  const std::string id = log_in(f, b);
-  b.request([&](Request& r) { r.session(f.store, "sid").destroy(); });
-  REQUIRE(b.last_set_cookies.size() == 1);
-  CHECK(b.last_set_cookies[0].find("Max-Age=0") != std::string::npos);
-  std::string data;
-  CHECK_FALSE(f.store->backend()->load(id, f.store->now(), &data));
-}
-
 void check_foreign_value(const std::string& uri) {
   Fixture f(uri, {}, false);
   Browser b;
@@ -128,16 +91,6 @@ void check_hash_keys(const std::string& uri) {
     s.regenerate_id();
   });
   b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("user_id") == Value(42)); });
-}
-
-void check_expiry(const std::string& uri) {
-  Fixture f(uri, {{"max_age", "1"}}, false);
-  Browser b;
-  const std::string id = log_in(f, b);
-  std::string data;
-  CHECK(f.store->backend()->load(id, f.store->now(), &data));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
-  CHECK_FALSE(f.store->backend()->load(id, f.store->now(), &data));
 }
 
 void check_concurrent_cycles(const std::string& uri) {

@@ -1,5 +1,8 @@
-// What every server-side store must do, whatever its server: each store's
-// suite calls these with its own URI, and adds the tests only it needs.
+// Checks of the stores that reach inside them (a foreign value under a
+// session's key, hash_keys seen from the backend) and the round trip and
+// threaded cycles that store-specific variants (credentials, sockets, small
+// pools) reuse. What every store must do, seen from the public API, is the
+// conformance kit's (include/sessions_conformance.h, tests/conformance).
 #pragma once
 
 #include <cstdint>
@@ -18,17 +21,11 @@ std::string log_in(Fixture& f, Browser& b, int64_t user_id = 42);
 
 // Values, flashes and a second request that reads them back.
 void check_round_trip(const std::string& uri);
-// regenerate_id moves the record; the old cookie then finds nothing.
-void check_regenerate_id(const std::string& uri);
-// destroy removes the record and expires the cookie.
-void check_destroy(const std::string& uri);
 // A value under the session's key that this library did not write: the
 // request gets a new session (status malformed) and the value is left alone.
 void check_foreign_value(const std::string& uri);
 // With hash_keys, the store holds nothing under the ID a cookie carries.
 void check_hash_keys(const std::string& uri);
-// The record expires with the cookie's max age (real time: about 2 s).
-void check_expiry(const std::string& uri);
 // 8 threads of request cycles, each thread with its own browser.
 void check_concurrent_cycles(const std::string& uri);
 

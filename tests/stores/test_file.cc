@@ -33,13 +33,8 @@ std::vector<std::string> names_in(const std::string& dir) {
 TEST_CASE("file: the store contract") {
   TempDir dir;
   const std::string uri = "file://" + dir.path() + "/sessions";
-  SECTION("round trip") { check_round_trip(uri); }
-  SECTION("regenerate_id") { check_regenerate_id(uri); }
-  SECTION("destroy") { check_destroy(uri); }
   SECTION("foreign value") { check_foreign_value(uri); }
   SECTION("hash_keys") { check_hash_keys(uri); }
-  SECTION("expiry") { check_expiry(uri); }
-  SECTION("concurrent cycles") { check_concurrent_cycles(uri + "?fsync=false"); }
 }
 
 TEST_CASE("file: one 0600 file per session, no temporary file left") {

@@ -40,12 +40,8 @@ struct RawPg {
 
 TEST_CASE("postgresql: the store contract") {
   PostgresServer pg;
-  SECTION("round trip") { check_round_trip(pg.uri()); }
-  SECTION("regenerate_id") { check_regenerate_id(pg.uri()); }
-  SECTION("destroy") { check_destroy(pg.uri()); }
   SECTION("foreign value") { check_foreign_value(pg.uri()); }
   SECTION("hash_keys") { check_hash_keys(pg.uri()); }
-  SECTION("expiry") { check_expiry(pg.uri()); }
   SECTION("concurrent cycles, pool smaller than the threads") {
     check_concurrent_cycles(pg.uri("pool=3"));
   }
@@ -129,40 +125,6 @@ TEST_CASE("postgresql: a table of that name with another layout is refused at op
   CHECK(open_error(pg.uri("table=legacy")) == Errc::store_unavailable);
 }
 
-TEST_CASE("postgresql: a server down at open is a clear error") {
-  const int port = free_port();
-  try {
-    Fixture f("postgresql://sessions@127.0.0.1:" + std::to_string(port) +
-              "/postgres?connect_timeout_ms=1000");
-    FAIL("opened a store on a closed port");
-  } catch (const Error& e) {
-    CHECK(e.code() == Errc::store_unavailable);
-    CHECK_THAT(e.what(), Catch::Contains(std::to_string(port)));
-  }
-}
-
-TEST_CASE("postgresql: a server killed between requests, then back") {
-  PostgresServer pg;
-  Fixture f(pg.uri("timeout_ms=2000"), {}, false);
-  Browser b;
-  log_in(f, b);
-  pg.process.kill_hard();
-  CHECK_THROWS_MATCHES(b.request([&](Request& r) { r.session(f.store, "sid"); }), Error,
-                       Catch::Predicate<Error>([](const Error& e) {
-                         return e.code() == Errc::store_unavailable;
-                       }));
-  Browser other;
-  CHECK(other.request([&](Request& r) { r.session(f.store, "sid").set("x", Value(1)); }) ==
-        Errc::store_unavailable);
-  CHECK(other.last_set_cookies.empty());
-  pg.restart();
-  b.request([&](Request& r) {
-    Session& s = r.session(f.store, "sid");
-    CHECK(s.status() == SESS_STATUS_VALID);
-    CHECK(*s.get("user_id") == Value(42));
-  });
-}
-
 TEST_CASE("postgresql: a restart between two requests is invisible to the second") {
   PostgresServer pg;
   Fixture f(pg.uri("pool=4"), {}, false);
@@ -173,19 +135,6 @@ TEST_CASE("postgresql: a restart between two requests is invisible to the second
   pg.restart();
   for (int i = 0; i < 6; ++i)
     b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("user_id") == Value(42)); });
-}
-
-TEST_CASE("postgresql: a hung server times out, and the store recovers") {
-  PostgresServer pg;
-  Fixture f(pg.uri("timeout_ms=300"), {}, false);
-  Browser b;
-  log_in(f, b);
-  pg.process.pause();
-  const auto start = std::chrono::steady_clock::now();
-  CHECK_THROWS_AS(b.request([&](Request& r) { r.session(f.store, "sid"); }), Error);
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2000));
-  pg.process.resume();
-  b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("user_id") == Value(42)); });
 }
 
 TEST_CASE("postgresql: nothing acknowledged is lost to a SIGKILL under load") {

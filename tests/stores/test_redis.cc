@@ -43,12 +43,8 @@ struct RawRedis {
 
 TEST_CASE("redis: the store contract") {
   RedisServer redis;
-  SECTION("round trip") { check_round_trip(redis.uri()); }
-  SECTION("regenerate_id") { check_regenerate_id(redis.uri()); }
-  SECTION("destroy") { check_destroy(redis.uri()); }
   SECTION("foreign value") { check_foreign_value(redis.uri()); }
   SECTION("hash_keys") { check_hash_keys(redis.uri()); }
-  SECTION("expiry") { check_expiry(redis.uri()); }
   SECTION("concurrent cycles, pool smaller than the threads") {
     check_concurrent_cycles(redis.uri("pool=3"));
   }
@@ -166,76 +162,6 @@ TEST_CASE("redis: bad URIs and options are refused before any connection") {
   CHECK(open_error("redis://127.0.0.1?timeout_ms=abc") == Errc::bad_option);
   CHECK(open_error("redis://127.0.0.1?shards=2") == Errc::bad_option);  // memory:'s
   CHECK(open_error("redis+unix://relative/path") == Errc::bad_uri);
-}
-
-TEST_CASE("redis: a server down at open is a clear error") {
-  const int port = free_port();
-  const std::string uri = "redis://127.0.0.1:" + std::to_string(port) + "?connect_timeout_ms=500";
-  try {
-    Fixture f(uri);
-    FAIL("opened a store on a closed port");
-  } catch (const Error& e) {
-    CHECK(e.code() == Errc::store_unavailable);
-    CHECK_THAT(e.what(), Catch::Contains("127.0.0.1:" + std::to_string(port)));
-  }
-}
-
-TEST_CASE("redis: a server killed between requests, then back") {
-  RedisServer redis("appendonly yes\nappendfsync always\n");
-  Fixture f(redis.uri("timeout_ms=500"), {}, false);
-  Browser b;
-  const std::string id = log_in(f, b);
-  redis.process.kill_hard();
-
-  // Load fails: no session object, so nothing can be saved over the data.
-  CHECK_THROWS_MATCHES(b.request([&](Request& r) { r.session(f.store, "sid"); }), Error,
-                       Catch::Predicate<Error>([](const Error& e) {
-                         return e.code() == Errc::store_unavailable;
-                       }));
-  // A save of a new session fails too, and the browser gets no cookie.
-  Browser other;
-  CHECK(other.request([&](Request& r) { r.session(f.store, "sid").set("x", Value(1)); }) ==
-        Errc::store_unavailable);
-  CHECK(other.last_set_cookies.empty());
-
-  redis.restart();  // same port, same append-only file
-  b.request([&](Request& r) {
-    Session& s = r.session(f.store, "sid");
-    CHECK(s.status() == SESS_STATUS_VALID);
-    CHECK(*s.get("user_id") == Value(42));
-  });
-}
-
-TEST_CASE("redis: a hung server times out, and the store recovers") {
-  RedisServer redis;
-  Fixture f(redis.uri("timeout_ms=200"), {}, false);
-  Browser b;
-  log_in(f, b);
-  redis.process.pause();
-  const auto start = std::chrono::steady_clock::now();
-  CHECK_THROWS_AS(b.request([&](Request& r) { r.session(f.store, "sid"); }), Error);
-  const auto waited = std::chrono::steady_clock::now() - start;
-  CHECK(waited < std::chrono::milliseconds(1500));
-  CHECK(waited >= std::chrono::milliseconds(150));
-  redis.process.resume();
-  b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("user_id") == Value(42)); });
-}
-
-TEST_CASE("redis: a value larger than the server accepts is a clear error") {
-  RedisServer redis("proto-max-bulk-len 1mb\n");
-  Fixture f(redis.uri(), {{"max_data_bytes", "8388608"}}, false);
-  Browser b;
-  log_in(f, b);
-  Errc rc = b.request([&](Request& r) {
-    r.session(f.store, "sid").set("blob", Value(Bytes{std::string(1536 * 1024, 'x')}));
-  });
-  CHECK(rc == Errc::value_too_large);
-  // Nothing was written: the session still holds what it held.
-  b.request([&](Request& r) {
-    Session& s = r.session(f.store, "sid");
-    CHECK(s.get("blob") == nullptr);
-    CHECK(*s.get("user_id") == Value(42));
-  });
 }
 
 TEST_CASE("redis: a key of another type under a session's key") {

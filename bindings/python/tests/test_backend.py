@@ -139,7 +139,9 @@ def test_a_registered_python_scheme_with_options():
 
 
 def test_the_sqlite3_example_store_over_http(tmp_path):
-    sqlite3_store.register()
+    if "pysqlite" not in _registered:
+        sqlite3_store.register()
+        _registered.add("pysqlite")
     store = sessions.Store(f"pysqlite://{tmp_path}/sessions.db", secrets=[SECRET],
                            busy_timeout="2")
 
@@ -166,3 +168,21 @@ def test_the_sqlite3_example_store_over_http(tmp_path):
     finally:
         server.shutdown()
         store.close()
+
+
+def test_the_python_stores_pass_the_conformance_kit(tmp_path):
+    from sessions import conformance
+    if "pysqlite" not in _registered:
+        sqlite3_store.register()
+        _registered.add("pysqlite")
+    for uri in (f"pysqlite://{tmp_path}/kit.db", "pydict-kit://"):
+        if uri.startswith("pydict-kit"):
+            sessions.register_scheme("pydict-kit", lambda uri, options: DictBackend())
+        results = conformance.run(uri)
+        failed = [r for r in results if r[1] == "failed"]
+        assert not failed, (uri, failed)
+        assert [r[0] for r in results if r[1] == "passed"] == [
+            "round_trip", "expiry", "regenerate", "destroy", "oversized", "hash_keys", "threads"]
+
+
+_registered = set()
