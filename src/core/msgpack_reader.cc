@@ -45,29 +45,23 @@ bool MsgpackReader::utf8_string(std::string_view* out) {
   return string_body(n, out);
 }
 
-bool MsgpackReader::map_header(uint32_t* count) {
+// fixmap/fixarray (fix_tag | count) or the 16- and 32-bit forms (tag16,
+// tag16 + 1); the count is bounded by the bytes left.
+bool MsgpackReader::container_header(unsigned char fix_tag, unsigned char tag16,
+                                     size_t bytes_per_item, uint32_t* count) {
   const unsigned char* tag;
   if (!take(1, &tag)) return false;
-  if ((*tag & 0xf0) == 0x80) *count = *tag & 0x0f;
-  else if (*tag == 0xde || *tag == 0xdf) {
-    if (!length(*tag == 0xde ? 2 : 4, count)) return false;
+  if ((*tag & 0xf0) == fix_tag) *count = *tag & 0x0f;
+  else if (*tag == tag16 || *tag == tag16 + 1) {
+    if (!length(*tag == tag16 ? 2 : 4, count)) return false;
   } else {
     return false;
   }
-  return count_fits(*count, 2);
+  return count_fits(*count, bytes_per_item);
 }
 
-bool MsgpackReader::array_header(uint32_t* count) {
-  const unsigned char* tag;
-  if (!take(1, &tag)) return false;
-  if ((*tag & 0xf0) == 0x90) *count = *tag & 0x0f;
-  else if (*tag == 0xdc || *tag == 0xdd) {
-    if (!length(*tag == 0xdc ? 2 : 4, count)) return false;
-  } else {
-    return false;
-  }
-  return count_fits(*count, 1);
-}
+bool MsgpackReader::map_header(uint32_t* count) { return container_header(0x80, 0xde, 2, count); }
+bool MsgpackReader::array_header(uint32_t* count) { return container_header(0x90, 0xdc, 1, count); }
 
 // An array or a map, whose tag the caller has peeked (not consumed).
 bool MsgpackReader::container(unsigned char tag, Value* out, int enclosing) {

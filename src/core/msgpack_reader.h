@@ -33,6 +33,8 @@ class MsgpackReader {
  private:
   bool take(size_t n, const unsigned char** p);
   bool length(unsigned char width, uint32_t* n);
+  bool container_header(unsigned char fix_tag, unsigned char tag16, size_t bytes_per_item,
+                        uint32_t* count);
   bool count_fits(uint32_t count, size_t bytes_per_item) const {
     return count <= rest_.size() / bytes_per_item;
   }
