@@ -199,8 +199,7 @@ def register_scheme(scheme, factory, options=()):
     names = [name.encode("utf-8") for name in options] + [None]
     option_array = (ctypes.c_char_p * len(names))(*names)
     _factories.append((trampoline, option_array))
-    from .core import _check
-    _check(lib.sess_register_scheme(scheme.encode("utf-8"), ctypes.cast(trampoline, ctypes.c_void_p),
+    errors.check(lib.sess_register_scheme(scheme.encode("utf-8"), ctypes.cast(trampoline, ctypes.c_void_p),
                                     None, ctypes.cast(option_array, ctypes.c_void_p)))
 
 

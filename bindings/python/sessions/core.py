@@ -7,6 +7,8 @@ import weakref
 from collections.abc import MutableMapping
 
 from . import _msgpack, errors
+from .errors import check as _check
+from .backend import open_store
 from ._native import CONFIG_P, REQUEST_P, SESSION_P, STORE_P, Value, lib
 
 _OK, _NOT_FOUND, _NO_MEMORY = 0, 1, 4
@@ -14,17 +16,6 @@ _NIL, _BOOL, _INT, _DOUBLE, _STRING, _BYTES, _ARRAY, _MAP = range(8)
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 STATUS_NAMES = ("new", "valid", "expired", "tampered", "unknown_key", "malformed", "unknown_id")
-
-
-def _check(rc):
-    """Raises the exception of a failed call; returns rc (OK or NOT_FOUND)."""
-    if rc in (_OK, _NOT_FOUND):
-        return rc
-    if rc == _NO_MEMORY:
-        raise MemoryError(lib.sess_last_error().decode("utf-8", "replace"))
-    message = lib.sess_last_error().decode("utf-8", "replace") or \
-        lib.sess_strerror(rc).decode("utf-8", "replace")
-    raise errors.CLASSES.get(rc, errors.SessionsError)(rc, message)
 
 
 def _key(key):
@@ -87,7 +78,6 @@ class Store:
                 _check(lib.sess_config_set(config, name.encode(), value.encode("utf-8")))
             handle = STORE_P()
             if backend is not None:
-                from .backend import open_store
                 _check(open_store(backend, config, ctypes.byref(handle)))
             else:
                 _check(lib.sess_store_open(uri.encode("utf-8"), config, ctypes.byref(handle)))

@@ -3,6 +3,7 @@
 Every exception carries the numeric code (`.code`) and the library's own
 message for the failure (`str(e)`, from sess_last_error).
 """
+from ._native import lib
 
 
 class SessionsError(Exception):
@@ -65,3 +66,14 @@ CLASSES = {
     14: StateError,
     15: InternalError,
 }
+
+
+def check(rc):
+    """Raises the exception of a failed call; returns rc (OK or NOT_FOUND)."""
+    if rc in (0, 1):  # SESS_OK, SESS_NOT_FOUND
+        return rc
+    if rc == 4:  # SESS_E_NO_MEMORY
+        raise MemoryError(lib.sess_last_error().decode("utf-8", "replace"))
+    message = lib.sess_last_error().decode("utf-8", "replace") or \
+        lib.sess_strerror(rc).decode("utf-8", "replace")
+    raise CLASSES.get(rc, SessionsError)(rc, message)
