@@ -21,6 +21,8 @@ packages=(
   nginx-core nginx-dev                   # the nginx module: Debian's nginx and its module source tree
   libpcre2-dev zlib1g-dev                # ... which nginx's configure checks for
   wrk                                    # bench/nginx.py
+  clang libclang-rt-14-dev               # scripts/fuzz.sh: Debian's clang 14 and its sanitizer runtimes,
+  libfuzzer-14-dev llvm-14               # libFuzzer, and llvm-symbolizer for readable stacks
 )
 
 missing=()

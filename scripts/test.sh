@@ -27,6 +27,9 @@ fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSESSIONS_SANITIZE=ON -DSESSIONS_BUILD_BENCH=OFF
 
+# The libFuzzer harnesses (tests/fuzz, docs/fuzzing.md): a clang build and 10 s of each.
+scripts/fuzz.sh --seconds 10
+
 # The benchmarks are not tests; this only checks that they still run.
 build/release/bench/bench_cycle --quick >/dev/null
 python3 bench/stores.py build/release --seconds 0.2 --trials 1 --threads 2 >/dev/null

@@ -105,11 +105,17 @@ bool MsgpackReader::value(Value* out, int enclosing) {
   rest_.remove_prefix(1);
   const unsigned char* p = nullptr;
   int64_t integer = 0;
-  if (tag <= 0x7f) integer = tag;
-  else if (tag >= 0xe0) integer = int8_t(tag);
-  else switch (tag) {
-    case 0xc0: if (out) out->emplace<std::monostate>(); return true;
-    case 0xc2: case 0xc3: if (out) out->emplace<bool>(tag == 0xc3); return true;
+  if (tag <= 0x7f) {
+    integer = tag;
+  } else if (tag >= 0xe0) {
+    integer = int8_t(tag);
+  } else switch (tag) {
+    case 0xc0:
+      if (out) out->emplace<std::monostate>();
+      return true;
+    case 0xc2: case 0xc3:
+      if (out) out->emplace<bool>(tag == 0xc3);
+      return true;
     case 0xc4: case 0xc5: case 0xc6: {
       uint32_t n = 0;
       if (!length(tag == 0xc4 ? 1 : tag == 0xc5 ? 2 : 4, &n) || !take(n, &p)) return false;

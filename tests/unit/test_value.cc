@@ -154,6 +154,27 @@ TEST_CASE("a bad value makes a foreign record malformed; in our own it is an err
   CHECK(encode(none) == frame({{"bad", "\xc1"}}));
 }
 
+TEST_CASE("what the fuzzers found: huge declared counts inside records", "[hostile]") {
+  // tests/fuzz/regressions/fuzz_record: an array32 header declaring
+  // 0xccd2ccd2 elements as a value, and as the flashes, of a record.
+  const std::string header = std::string(mp("\x01\x00\x00\x00\x00\x69\x55\xb9\x00\x00\x00\x00\x00"
+                                            "\x69\x55\xb9\x00\x80\x00\x00\x00\x00\x00\x00\x00"));
+  const std::string value = header + std::string(mp("\x00\x00\x00\x01\x01k\x00\x00\x00\x05"
+                                                    "\xdd\xcc\xd2\xcc\xd2\x00\x00\x00\x01\x80"));
+  const std::string flashes =
+      header + std::string(mp("\x00\x00\x00\x00\x00\x00\x00\x05\xdd\xcc\xd2\xcc\xd2"));
+  SessionRecord out;
+  CHECK_FALSE(decode_record(value, &out));    // checked whole: malformed
+  CHECK_FALSE(decode_record(flashes, &out));
+  REQUIRE(decode_own(value, &out));           // our own: an error when read, no allocation
+  CHECK_THROWS_AS(out.values.find("k"), Error);
+  REQUIRE(decode_own(flashes, &out));
+  CHECK_THROWS_AS(out.flashes(), Error);
+  Value v;
+  CHECK_FALSE(from_msgpack(mp("\xdd\xcc\xd2\xcc\xd2"), &v));               // fuzz_msgpack
+  CHECK_FALSE(from_msgpack(mp("\x91\xdf\x08\x00\x00\x00\x00\xda\x00\x00"), &v));
+}
+
 TEST_CASE("a record's times must be in range", "[hostile]") {
   SessionRecord out;
   CHECK(decode_record(timed_frame(1'700'000'000, 1'700'000'100, INT64_MIN), &out));  // no max age
