@@ -10,12 +10,12 @@
 #include "handles.h"
 #include "registry.h"
 
-using sessions::CallbackBackend;
-using sessions::Errc;
-using sessions::fail;
-using sessions::OwnedState;
-using sessions::capi::guard;
-using sessions::capi::require;
+using sessions::internal::CallbackBackend;
+using sessions::internal::Errc;
+using sessions::internal::fail;
+using sessions::internal::OwnedState;
+using sessions::internal::capi::guard;
+using sessions::internal::capi::require;
 
 namespace {
 
@@ -25,10 +25,10 @@ void (*close_of(const sess_backend_ops* ops))(void*) {
 
 // Calls a registered factory with the options the library left, and turns
 // what it returns into a backend (or the error it gives).
-std::unique_ptr<sessions::Backend> make_from_factory(const std::string& scheme,
+std::unique_ptr<sessions::internal::Backend> make_from_factory(const std::string& scheme,
                                                      sess_backend_factory factory,
                                                      void* factory_state,
-                                                     const sessions::OpenRequest& request) {
+                                                     const sessions::internal::OpenRequest& request) {
   std::vector<const char*> names, values;
   for (const auto& [name, value] : *request.options) {
     names.push_back(name.c_str());
@@ -37,11 +37,11 @@ std::unique_ptr<sessions::Backend> make_from_factory(const std::string& scheme,
   const std::string uri(request.whole_uri);
   const sess_backend_ops* ops = nullptr;
   void* state = nullptr;
-  sessions::take_backend_error();
+  sessions::internal::take_backend_error();
   int rc = factory(factory_state, uri.c_str(), names.data(), values.data(), names.size(), &ops,
                    &state);
   request.options->clear();  // the factory took them, or refused them below
-  const std::string why = sessions::take_backend_error();
+  const std::string why = sessions::internal::take_backend_error();
   if (rc != SESS_OK) {
     OwnedState(close_of(ops), state).reset();  // whatever it made before refusing
     const std::string message = scheme + ": store factory refused the URI or its options" +
@@ -75,7 +75,7 @@ int sess_sink_write(sess_sink* sink, const void* data, size_t len) {
 
 void sess_backend_set_error(const char* message) {
   try {
-    sessions::set_backend_error(message);
+    sessions::internal::set_backend_error(message);
   } catch (...) {  // out of memory: the message is lost, the error code is not
   }
 }
@@ -89,8 +89,8 @@ int sess_store_open_backend(const sess_backend_ops* ops, void* state, const sess
     require(ops, "backend table");
     require(config, "config");
     require(out, "output pointer");
-    auto store = sessions::Store::open_backend(
-        [&](const sessions::Settings& settings) {
+    auto store = sessions::internal::Store::open_backend(
+        [&](const sessions::internal::Settings& settings) {
           return std::make_unique<CallbackBackend>(*ops, std::move(owned), settings.max_data_bytes);
         },
         config->rep);
@@ -104,15 +104,15 @@ int sess_register_scheme(const char* scheme, sess_backend_factory factory, void*
   return guard([&]() -> int {
     require(scheme, "scheme");
     if (!factory) fail(Errc::invalid_argument, "factory is NULL");
-    sessions::Scheme entry;
+    sessions::internal::Scheme entry;
     entry.names = {scheme};
     for (const char* const* name = options; name && *name; ++name) entry.options.emplace_back(*name);
     std::string label = scheme;  // as the registry keeps it: lower-case
     for (char& c : label) c = char(std::tolower(static_cast<unsigned char>(c)));
-    entry.open = [label, factory, factory_state](const sessions::OpenRequest& request) {
+    entry.open = [label, factory, factory_state](const sessions::internal::OpenRequest& request) {
       return make_from_factory(label, factory, factory_state, request);
     };
-    sessions::Registry::global().add(std::move(entry));
+    sessions::internal::Registry::global().add(std::move(entry));
     return SESS_OK;
   });
 }

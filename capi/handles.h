@@ -13,19 +13,19 @@
 #include "store.h"
 
 struct sess_config {
-  sessions::Config rep;
+  sessions::internal::Config rep;
 };
 struct sess_store {
-  std::shared_ptr<sessions::Store> rep;
+  std::shared_ptr<sessions::internal::Store> rep;
 };
 struct sess_request {
   explicit sess_request(std::string_view header) : rep(header) {}
-  sessions::Request rep;
+  sessions::internal::Request rep;
 };
-// sess_session is never defined: a sess_session* is a sessions::Session*
+// sess_session is never defined: a sess_session* is a sessions::internal::Session*
 // owned by its request.
 
-namespace sessions::capi {
+namespace sessions::internal::capi {
 
 // Records the detail for sess_last_error() and returns the code. Never
 // allocates (a fixed thread-local buffer, as in hiredis).
@@ -51,4 +51,4 @@ void require(const T* p, const char* what) {
   if (!p) fail(Errc::invalid_argument, std::string(what) + " is NULL");
 }
 
-}  // namespace sessions::capi
+}  // namespace sessions::internal::capi

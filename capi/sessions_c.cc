@@ -15,15 +15,15 @@
 #include "session.h"
 #include "value.h"
 
-using sessions::Errc;
-using sessions::Error;
-using sessions::fail;
-using sessions::Value;
-using sessions::capi::guard;
-using sessions::capi::require;
-using sessions::capi::set_error;
+using sessions::internal::Errc;
+using sessions::internal::Error;
+using sessions::internal::fail;
+using sessions::internal::Value;
+using sessions::internal::capi::guard;
+using sessions::internal::capi::require;
+using sessions::internal::capi::set_error;
 
-namespace sessions::capi {
+namespace sessions::internal::capi {
 
 thread_local char last_error[512];
 
@@ -32,7 +32,7 @@ int set_error(Errc code, const char* message) noexcept {
   return static_cast<int>(code);
 }
 
-}  // namespace sessions::capi
+}  // namespace sessions::internal::capi
 
 namespace {
 
@@ -41,9 +41,9 @@ namespace {
 // every session and Set-Cookie value of the old request is gone.
 thread_local std::unique_ptr<sess_request> spare_request;
 
-sessions::Session* unwrap(sess_session* s) { return reinterpret_cast<sessions::Session*>(s); }
-const sessions::Session* unwrap(const sess_session* s) {
-  return reinterpret_cast<const sessions::Session*>(s);
+sessions::internal::Session* unwrap(sess_session* s) { return reinterpret_cast<sessions::internal::Session*>(s); }
+const sessions::internal::Session* unwrap(const sess_session* s) {
+  return reinterpret_cast<const sessions::internal::Session*>(s);
 }
 
 std::string_view bytes_arg(const void* p, size_t len, const char* what) {
@@ -105,7 +105,7 @@ extern "C" {
 
 unsigned sess_version_number(void) { return SESS_VERSION_NUMBER; }
 const char* sess_version_string(void) { return SESS_VERSION_STRING; }
-const char* sess_last_error(void) { return sessions::capi::last_error; }
+const char* sess_last_error(void) { return sessions::internal::capi::last_error; }
 void sess_free(void* ptr) { std::free(ptr); }
 
 const char* sess_strerror(int code) {
@@ -190,7 +190,7 @@ int sess_store_open(const char* uri, const sess_config* config, sess_store** out
     require(uri, "uri");
     require(config, "config");
     require(out, "output pointer");
-    auto store = sessions::Store::open(uri, config->rep);
+    auto store = sessions::internal::Store::open(uri, config->rep);
     *out = new sess_store{std::move(store)};
     return SESS_OK;
   });
@@ -200,7 +200,7 @@ int sess_store_check(const char* uri, const sess_config* config) {
   return guard([&]() -> int {
     require(uri, "uri");
     require(config, "config");
-    sessions::Store::check(uri, config->rep);
+    sessions::internal::Store::check(uri, config->rep);
     return SESS_OK;
   });
 }
@@ -211,7 +211,7 @@ int sess_store_session_exists(sess_store* store, const char* id) {
   return guard([&]() -> int {
     require(store, "store");
     require(id, "id");
-    sessions::Store& s = *store->rep;
+    sessions::internal::Store& s = *store->rep;
     if (!s.backend()) fail(Errc::unsupported, "cookie: keeps no records: the session is the cookie");
     std::string key, data;
     if (!s.record_key(id, &key)) return SESS_NOT_FOUND;
@@ -244,7 +244,7 @@ int sess_request_session(sess_request* req, sess_store* store, const char* name,
     require(store, "store");
     require(name, "name");
     require(out, "output pointer");
-    sessions::Session& s = req->rep.session(store->rep, name);
+    sessions::internal::Session& s = req->rep.session(store->rep, name);
     *out = reinterpret_cast<sess_session*>(&s);
     return SESS_OK;
   });
@@ -347,7 +347,7 @@ int sess_get(const sess_session* s, const char* key, sess_value* out) {
     else if (auto* i = v->get_if<int64_t>()) out->integer = *i;
     else if (auto* d = v->get_if<double>()) out->real = *d;
     else if (auto* str = v->get_if<std::string>()) out->data = str->data(), out->len = str->size();
-    else if (auto* bytes = v->get_if<sessions::Bytes>())
+    else if (auto* bytes = v->get_if<sessions::internal::Bytes>())
       out->data = bytes->data.data(), out->len = bytes->data.size();
     return SESS_OK;
   });
@@ -402,7 +402,7 @@ int sess_get_bytes(const sess_session* s, const char* key, const void** out, siz
   return guard([&]() -> int {
     require(out, "output pointer");
     require(len, "length pointer");
-    const sessions::Bytes* v = nullptr;
+    const sessions::internal::Bytes* v = nullptr;
     int rc = get_typed(s, key, &v);
     if (rc == SESS_OK) {
       *out = v->data.c_str();
@@ -419,7 +419,7 @@ int sess_get_json(const sess_session* s, const char* key, char** out, size_t* le
     const Value* v = nullptr;
     int rc = lookup(s, key, &v);
     if (rc != SESS_OK) return rc;
-    return give_string(sessions::to_json(*v), out, len);
+    return give_string(sessions::internal::to_json(*v), out, len);
   });
 }
 
@@ -430,15 +430,15 @@ int sess_get_msgpack(const sess_session* s, const char* key, char** out, size_t*
     const Value* v = nullptr;
     int rc = lookup(s, key, &v);
     if (rc != SESS_OK) return rc;
-    return give_string(sessions::to_msgpack(*v), out, len);
+    return give_string(sessions::internal::to_msgpack(*v), out, len);
   });
 }
 
 int sess_set_msgpack(sess_session* s, const char* key, const void* data, size_t len) {
   return guard([&]() -> int {
     Value v;
-    if (!sessions::from_msgpack(bytes_arg(static_cast<const char*>(data), len, "data"), &v))
-      sessions::fail(sessions::Errc::invalid_argument,
+    if (!sessions::internal::from_msgpack(bytes_arg(static_cast<const char*>(data), len, "data"), &v))
+      sessions::internal::fail(sessions::internal::Errc::invalid_argument,
                      "not one MessagePack value of the session model (nil, bool, int64, float, "
                      "UTF-8 str, bin, array, map with str keys; nesting <= 24)");
     return set_value(s, key, std::move(v));
@@ -462,11 +462,11 @@ int sess_set_str(sess_session* s, const char* key, const char* value, size_t len
 }
 int sess_set_bytes(sess_session* s, const char* key, const void* value, size_t len) {
   return guard([&]() -> int {
-    return set_value(s, key, Value(sessions::Bytes{std::string(bytes_arg(value, len, "value"))}));
+    return set_value(s, key, Value(sessions::internal::Bytes{std::string(bytes_arg(value, len, "value"))}));
   });
 }
 int sess_set_json(sess_session* s, const char* key, const char* json, size_t len) {
-  return guard([&]() -> int { return set_value(s, key, sessions::from_json(bytes_arg(json, len, "json"))); });
+  return guard([&]() -> int { return set_value(s, key, sessions::internal::from_json(bytes_arg(json, len, "json"))); });
 }
 
 int sess_delete(sess_session* s, const char* key) {
@@ -514,7 +514,7 @@ int sess_add_flash_str(sess_session* s, const char* kind, const char* value, siz
 int sess_add_flash_json(sess_session* s, const char* kind, const char* json, size_t len) {
   return guard([&]() -> int {
     require(s, "session");
-    unwrap(s)->add_flash(flash_kind(kind), sessions::from_json(bytes_arg(json, len, "json")));
+    unwrap(s)->add_flash(flash_kind(kind), sessions::internal::from_json(bytes_arg(json, len, "json")));
     return SESS_OK;
   });
 }
@@ -525,7 +525,7 @@ int sess_flashes_json(sess_session* s, const char* kind, char** out, size_t* len
     require(s, "session");
     require(out, "output pointer");
     Value flashes(unwrap(s)->take_flashes(flash_kind(kind)));
-    return give_string(sessions::to_json(flashes), out, len);
+    return give_string(sessions::internal::to_json(flashes), out, len);
   });
 }
 

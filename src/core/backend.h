@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace sessions {
+namespace sessions::internal {
 
 class Backend {
  public:
@@ -48,4 +48,4 @@ class Backend {
   }
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -8,7 +8,7 @@
 #include <immintrin.h>
 #endif
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 constexpr char kUrlAlphabet[] =
@@ -232,4 +232,4 @@ bool base64url_decode(std::string_view in, std::string* out) {
 
 void base64url_force_scalar_for_testing(bool scalar) { force_scalar = scalar; }
 
-}  // namespace sessions
+}  // namespace sessions::internal

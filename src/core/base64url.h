@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace sessions {
+namespace sessions::internal {
 
 void base64url_encode(std::string_view in, std::string* out);  // appends
 // Strict: refuses padding, other alphabets and non-zero trailing bits, so every
@@ -17,4 +17,4 @@ std::string base64_std_encode(std::string_view in);
 // code by switching them off. Not thread-safe: tests only.
 void base64url_force_scalar_for_testing(bool scalar);
 
-}  // namespace sessions
+}  // namespace sessions::internal

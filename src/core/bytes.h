@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace sessions {
+namespace sessions::internal {
 
 inline void store_be64(void* p, uint64_t v) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -35,4 +35,4 @@ inline uint32_t load_be32(const void* p) {
   return v;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -15,7 +15,7 @@
 #include "random.h"
 #include "times.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 constexpr unsigned char kVersionAesGcm = 1;
@@ -253,4 +253,4 @@ int Codec::decode(std::string_view name, std::string_view value, int64_t now,
   return SESS_STATUS_VALID;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

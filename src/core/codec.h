@@ -15,7 +15,7 @@
 
 #include "sessions.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 enum class CodecMode { aes_gcm, hmac_sha256 };
 
@@ -62,4 +62,4 @@ class Codec {
   std::vector<CodecKey> keys_;  // keys_[0] seals
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -13,7 +13,7 @@
 #include "sessions.h"
 #include "times.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
@@ -213,4 +213,4 @@ CookieJar::Candidates CookieJar::find(std::string_view wanted) const {
   return out;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace sessions {
+namespace sessions::internal {
 
 enum class SameSite { unset, lax, strict, none };
 
@@ -72,4 +72,4 @@ class CookieJar {
   std::string header_;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -7,7 +7,7 @@
 
 #include "sessions.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 enum class Errc : int {
   ok = SESS_OK,
@@ -41,4 +41,4 @@ class Error : public std::runtime_error {
 
 [[noreturn]] inline void fail(Errc code, const std::string& message) { throw Error(code, message); }
 
-}  // namespace sessions
+}  // namespace sessions::internal

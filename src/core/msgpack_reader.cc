@@ -6,7 +6,7 @@
 
 #include "bytes.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 bool MsgpackReader::take(size_t n, const unsigned char** p) {
   if (rest_.size() < n) return false;
@@ -169,4 +169,4 @@ bool is_model_msgpack(std::string_view bytes) {
   return in.value(nullptr) && in.done();
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -15,7 +15,7 @@
 
 #include "value.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class MsgpackReader {
  public:
@@ -50,4 +50,4 @@ bool from_msgpack(std::string_view bytes, Value* out);
 // can reach, validated whole when they are loaded.
 bool is_model_msgpack(std::string_view bytes);
 
-}  // namespace sessions
+}  // namespace sessions::internal

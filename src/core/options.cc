@@ -7,7 +7,7 @@
 #include "error.h"
 #include "times.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 [[noreturn]] void bad_value(std::string_view name, std::string_view value, const char* expected) {
@@ -212,4 +212,4 @@ NetworkLocation parse_network_location(std::string_view scheme, std::string_view
   return out;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

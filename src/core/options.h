@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace sessions {
+namespace sessions::internal {
 
 using OptionList = std::vector<std::pair<std::string, std::string>>;
 
@@ -63,4 +63,4 @@ struct NetworkLocation {
 NetworkLocation parse_network_location(std::string_view scheme, std::string_view encoded,
                                        int default_port);
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -10,7 +10,7 @@
 
 #include "error.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 // Bumped in every child after fork(); a buffer filled under another
@@ -52,4 +52,4 @@ void random_bytes(void* out, size_t len) {
   }
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

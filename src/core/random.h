@@ -3,7 +3,7 @@
 
 #include <cstddef>
 
-namespace sessions {
+namespace sessions::internal {
 
 // Fills `out` from OpenSSL's CSPRNG. One RAND_bytes call costs more than a
 // whole AES-GCM seal of a cookie, so bytes are drawn in 4 KiB batches into a
@@ -12,4 +12,4 @@ namespace sessions {
 // Throws Errc::internal if the CSPRNG fails.
 void random_bytes(void* out, size_t len);
 
-}  // namespace sessions
+}  // namespace sessions::internal

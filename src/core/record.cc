@@ -11,7 +11,7 @@
 #include "msgpack_reader.h"
 #include "times.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 constexpr unsigned char kRecordVersion = 1;
@@ -343,4 +343,4 @@ bool decode_frame(SessionRecord* out, std::string_view data, bool strict) {
   return true;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -24,7 +24,7 @@
 
 #include "value.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class ValueTable {
  public:
@@ -118,4 +118,4 @@ bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict = tru
 bool decode_record(std::string_view data, SessionRecord* out);
 bool decode_frame(SessionRecord* out, std::string_view frame, bool strict);  // frame: in out's buffer
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -6,7 +6,7 @@
 
 #include "error.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 bool Scheme::takes(std::string_view option) const {
   return std::find(options.begin(), options.end(), option) != options.end() ||
@@ -64,4 +64,4 @@ std::string Registry::names() const {
   return out;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -14,7 +14,7 @@
 #include "backend.h"
 #include "options.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 struct Settings;
 
@@ -58,4 +58,4 @@ class Registry {
 // Adds the stores built into the library (src/stores/builtin_stores.cc).
 void add_builtin_stores(Registry* registry);
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -1,6 +1,6 @@
 #include "request.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 void Request::reset(std::string_view cookie_header) {
   for (size_t i = 0; i < session_count_; ++i) sessions_[i]->release();
@@ -61,4 +61,4 @@ Errc Request::finish(std::string* message) {
   return first;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

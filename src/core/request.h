@@ -12,7 +12,7 @@
 #include "error.h"
 #include "session.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class Request {
  public:
@@ -48,4 +48,4 @@ class Request {
   bool finished_ = false;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

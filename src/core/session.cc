@@ -11,7 +11,7 @@
 #include "random.h"
 #include "times.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 // A server-side record whose cookie is a browser-session cookie (max_age 0)
@@ -393,4 +393,4 @@ void Session::set_option(std::string_view name, std::string_view value) {
   changed();
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -11,7 +11,7 @@
 #include "record.h"
 #include "store.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class Session {
  public:
@@ -105,4 +105,4 @@ class Session {
   mutable std::vector<std::string> keys_;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -10,7 +10,7 @@
 #include "error.h"
 #include "registry.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 bool Settings::set(std::string_view name, std::string_view value) {
   if (cookie.set(name, value)) return true;
@@ -123,4 +123,4 @@ std::shared_ptr<Store> Store::open_backend(
   return store;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -14,7 +14,7 @@
 #include "cookie.h"
 #include "options.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 struct Settings {
   CookieOptions cookie;
@@ -80,4 +80,4 @@ class Store {
   std::function<int64_t()> clock_;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

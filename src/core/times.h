@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <limits>
 
-namespace sessions {
+namespace sessions::internal {
 
 // The longest duration an option accepts (400 years): now + any of them fits
 // an int64 and a cookie's Max-Age.
@@ -33,4 +33,4 @@ constexpr int64_t saturating_sub(int64_t a, int64_t b) {
   return r;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -9,7 +9,7 @@
 #include "base64url.h"
 #include "error.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 bool is_valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -216,4 +216,4 @@ std::string to_msgpack(const Value& v) {
   return out;
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -11,7 +11,7 @@
 
 #include <msgpack.h>
 
-namespace sessions {
+namespace sessions::internal {
 
 class Value;
 using Array = std::vector<Value>;
@@ -71,4 +71,4 @@ Value from_json(std::string_view json);
 void pack_value(msgpack_packer* pk, const Value& v);
 std::string to_msgpack(const Value& v);
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -2,7 +2,7 @@
 
 #include "error.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 // cookie: has no backend: the session lives in the cookie.
 Scheme cookie_scheme() {
@@ -18,4 +18,4 @@ void add_builtin_stores(Registry* registry) {
     registry->add(scheme());
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

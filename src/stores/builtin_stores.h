@@ -5,7 +5,7 @@
 
 #include "registry.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 Scheme cookie_scheme();  // no backend: the session is in the cookie
 Scheme memory_scheme();
@@ -16,4 +16,4 @@ Scheme memcached_scheme();
 Scheme postgres_scheme();
 Scheme mongodb_scheme();
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -5,7 +5,7 @@
 
 #include "error.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 thread_local std::string backend_error;
@@ -100,4 +100,4 @@ void CallbackBackend::move(std::string_view from, std::string_view to, std::stri
                           data.size(), now, ttl));
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -15,7 +15,7 @@ struct sess_sink {
   bool overflowed = false;
 };
 
-namespace sessions {
+namespace sessions::internal {
 
 // The state a user handed over, closed exactly once unless released.
 class OwnedState {
@@ -73,4 +73,4 @@ class CallbackBackend : public Backend {
 void set_backend_error(const char* message);
 std::string take_backend_error();
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <thread>
 
-namespace sessions {
+namespace sessions::internal {
 
 class Collector {
  public:
@@ -50,4 +50,4 @@ class Collector {
   std::thread thread_;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -16,7 +16,7 @@
 #include "builtin_stores.h"
 #include "random.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 constexpr std::string_view kTempPrefix = ".tmp-";
@@ -193,4 +193,4 @@ Scheme file_scheme() {
           [](const OpenRequest& r) { return FileStore::open(r.uri.rest, r.options); }};
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

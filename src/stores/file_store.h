@@ -18,7 +18,7 @@
 #include "collector.h"
 #include "options.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class FileStore : public Backend {
  public:
@@ -59,4 +59,4 @@ class FileStore : public Backend {
   Collector collector_;  // last: stopped before the rest is destroyed
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -9,7 +9,7 @@
 #include "error.h"
 #include "builtin_stores.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 // Memcached reads an expiry above 30 days as a Unix time, not a duration.
@@ -205,4 +205,4 @@ Scheme memcached_scheme() {
           [](const OpenRequest& r) { return MemcachedStore::open(r.uri.rest_encoded, r.options); }};
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -21,7 +21,7 @@
 
 struct memcached_st;
 
-namespace sessions {
+namespace sessions::internal {
 
 class MemcachedStore : public Backend {
  public:
@@ -61,4 +61,4 @@ class MemcachedStore : public Backend {
   Pool<Client> pool_;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -9,7 +9,7 @@
 #include "error.h"
 #include "builtin_stores.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 namespace {
 
@@ -155,4 +155,4 @@ Scheme memory_scheme() {
           [](const OpenRequest& r) { return MemoryStore::open(r.uri.rest, r.options); }};
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -11,7 +11,7 @@
 #include "backend.h"
 #include "options.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class MemoryStore : public Backend {
  public:
@@ -40,4 +40,4 @@ class MemoryStore : public Backend {
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

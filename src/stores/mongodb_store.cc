@@ -9,7 +9,7 @@
 #include "error.h"
 #include "builtin_stores.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 // libmongoc's default log handler prints its debug chatter (a monitor that
@@ -258,4 +258,4 @@ Scheme mongodb_scheme() {
           }};
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -20,7 +20,7 @@
 typedef struct _mongoc_client_pool_t mongoc_client_pool_t;
 typedef struct _mongoc_uri_t mongoc_uri_t;
 
-namespace sessions {
+namespace sessions::internal {
 
 class MongoStore : public Backend {
  public:
@@ -48,4 +48,4 @@ class MongoStore : public Backend {
   mongoc_client_pool_t* pool_ = nullptr;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -14,7 +14,7 @@
 
 #include "error.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 // Connection: a std::unique_ptr with a deleter that closes it.
 template <typename Connection>
@@ -79,4 +79,4 @@ class Pool {
   size_t leased_ = 0;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -11,7 +11,7 @@
 #include "error.h"
 #include "builtin_stores.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -360,4 +360,4 @@ Scheme postgres_scheme() {
           }};
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -24,7 +24,7 @@
 #include "options.h"
 #include "pool.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class PostgresStore : public Backend {
  public:
@@ -72,4 +72,4 @@ class PostgresStore : public Backend {
   Collector collector_;  // last: stopped before the pool goes
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -10,7 +10,7 @@
 #include "error.h"
 #include "builtin_stores.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 struct ReplyFree {
@@ -242,4 +242,4 @@ Scheme redis_scheme() {
           }};
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

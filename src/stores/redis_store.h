@@ -19,7 +19,7 @@
 
 struct redisContext;
 
-namespace sessions {
+namespace sessions::internal {
 
 class RedisStore : public Backend {
  public:
@@ -69,4 +69,4 @@ class RedisStore : public Backend {
   Pool<Context> pool_;
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

@@ -9,7 +9,7 @@
 #include "error.h"
 #include "builtin_stores.h"
 
-namespace sessions {
+namespace sessions::internal {
 namespace {
 
 // Resets a prepared statement when the call that used it ends, however it ends.
@@ -250,4 +250,4 @@ Scheme sqlite_scheme() {
           [](const OpenRequest& r) { return SqliteStore::open(r.uri.rest, r.options); }};
 }
 
-}  // namespace sessions
+}  // namespace sessions::internal

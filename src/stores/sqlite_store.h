@@ -18,7 +18,7 @@
 #include "options.h"
 #include "pool.h"
 
-namespace sessions {
+namespace sessions::internal {
 
 class SqliteStore : public Backend {
  public:
@@ -63,4 +63,4 @@ class SqliteStore : public Backend {
   Collector collector_;  // last: stopped before the pool goes
 };
 
-}  // namespace sessions
+}  // namespace sessions::internal

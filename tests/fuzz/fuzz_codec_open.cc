@@ -1,4 +1,4 @@
-// sessions::Codec::decode on arbitrary cookie values, with the AES-256-GCM and
+// sessions::internal::Codec::decode on arbitrary cookie values, with the AES-256-GCM and
 // the HMAC-SHA256 codec (each holding the harnesses' current and rotated-out
 // secrets), at the fixed clock fuzz::kNow.
 //
@@ -22,9 +22,9 @@
 #include "fuzz_common.h"
 
 using fuzz::escape;
-using sessions::Codec;
-using sessions::CodecMode;
-using sessions::Sealed;
+using sessions::internal::Codec;
+using sessions::internal::CodecMode;
+using sessions::internal::Sealed;
 
 namespace {
 
@@ -44,18 +44,18 @@ const std::string& name() { return fuzz::kCodecCookieName; }
 
 void check_base64(std::string_view value, bool* decodes) {
   std::string simd, scalar;
-  const bool ok = sessions::base64url_decode(value, &simd);
-  sessions::base64url_force_scalar_for_testing(true);
-  const bool ok_scalar = sessions::base64url_decode(value, &scalar);
+  const bool ok = sessions::internal::base64url_decode(value, &simd);
+  sessions::internal::base64url_force_scalar_for_testing(true);
+  const bool ok_scalar = sessions::internal::base64url_decode(value, &scalar);
   std::string reencoded_scalar;
-  if (ok_scalar) sessions::base64url_encode(scalar, &reencoded_scalar);
-  sessions::base64url_force_scalar_for_testing(false);
+  if (ok_scalar) sessions::internal::base64url_encode(scalar, &reencoded_scalar);
+  sessions::internal::base64url_force_scalar_for_testing(false);
   FUZZ_CHECK(ok == ok_scalar, "SSSE3 and scalar base64url decoding disagree on " + escape(value));
   *decodes = ok;
   if (!ok) return;
   FUZZ_CHECK(simd == scalar, "SSSE3 and scalar base64url decode " + escape(value) + " differently");
   std::string reencoded;
-  sessions::base64url_encode(simd, &reencoded);
+  sessions::internal::base64url_encode(simd, &reencoded);
   FUZZ_CHECK(reencoded == value, "base64url is not strict: " + escape(value) +
                                      " decodes, but its bytes encode as " + escape(reencoded));
   FUZZ_CHECK(reencoded_scalar == value, "scalar base64url encoding differs for " + escape(value));
@@ -101,18 +101,18 @@ void check_valid(const Codec& codec, const Codec& current_only, const Codec& oth
              std::string(mode) + ": a re-sealed payload opens to something else");
 
   std::string raw;
-  FUZZ_CHECK(sessions::base64url_decode(value, &raw), "a valid cookie is not base64url");
+  FUZZ_CHECK(sessions::internal::base64url_decode(value, &raw), "a valid cookie is not base64url");
   const size_t at = hash % raw.size();
   raw[at] = char(raw[at] ^ (1u << ((hash >> 16) % 8)));
   std::string tampered;
-  sessions::base64url_encode(raw, &tampered);
+  sessions::internal::base64url_encode(raw, &tampered);
   const int status = codec.decode(name(), tampered, fuzz::kNow, &scratch, &ignored);
   FUZZ_CHECK(status != SESS_STATUS_VALID, std::string(mode) + ": still valid with byte " +
                                               std::to_string(at) + " flipped");
 
   if (payload.size() == 32) return;  // a server-side store's session ID
-  sessions::SessionRecord record;
-  FUZZ_CHECK(sessions::decode_record(payload, &record),
+  sessions::internal::SessionRecord record;
+  FUZZ_CHECK(sessions::internal::decode_record(payload, &record),
              std::string(mode) + ": an authentic payload is not a record: " + escape(payload));
   const fuzz::RecordView view = fuzz::read_record(record, /*with_flashes=*/true);
   FUZZ_CHECK(view.keys_ok && view.flashes, std::string(mode) + ": an authentic record does not read");

@@ -87,8 +87,8 @@ inline bool has_prefix(std::string_view s, std::string_view prefix) {
 
 // Exact equality: doubles compare by their bits (so NaN equals itself and
 // -0.0 differs from 0.0), everything else by content.
-inline bool same(const sessions::Value& a, const sessions::Value& b) {
-  using sessions::Type;
+inline bool same(const sessions::internal::Value& a, const sessions::internal::Value& b) {
+  using sessions::internal::Type;
   if (a.type() != b.type()) return false;
   switch (a.type()) {
     case Type::nil: return true;
@@ -96,18 +96,18 @@ inline bool same(const sessions::Value& a, const sessions::Value& b) {
     case Type::integer: return *a.get_if<int64_t>() == *b.get_if<int64_t>();
     case Type::real: return std::memcmp(a.get_if<double>(), b.get_if<double>(), sizeof(double)) == 0;
     case Type::string: return *a.get_if<std::string>() == *b.get_if<std::string>();
-    case Type::bytes: return a.get_if<sessions::Bytes>()->data == b.get_if<sessions::Bytes>()->data;
+    case Type::bytes: return a.get_if<sessions::internal::Bytes>()->data == b.get_if<sessions::internal::Bytes>()->data;
     case Type::array: {
-      const auto& x = *a.get_if<sessions::Array>();
-      const auto& y = *b.get_if<sessions::Array>();
+      const auto& x = *a.get_if<sessions::internal::Array>();
+      const auto& y = *b.get_if<sessions::internal::Array>();
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
         if (!same(x[i], y[i])) return false;
       return true;
     }
     case Type::map: {
-      const auto& x = *a.get_if<sessions::Map>();
-      const auto& y = *b.get_if<sessions::Map>();
+      const auto& x = *a.get_if<sessions::internal::Map>();
+      const auto& y = *b.get_if<sessions::internal::Map>();
       if (x.size() != y.size()) return false;
       for (auto i = x.begin(), j = y.begin(); i != x.end(); ++i, ++j)
         if (i->first != j->first || !same(i->second, j->second)) return false;
@@ -117,18 +117,18 @@ inline bool same(const sessions::Value& a, const sessions::Value& b) {
   return false;
 }
 
-inline bool same(const sessions::Map& a, const sessions::Map& b) {
-  return same(sessions::Value(a), sessions::Value(b));
+inline bool same(const sessions::internal::Map& a, const sessions::internal::Map& b) {
+  return same(sessions::internal::Value(a), sessions::internal::Value(b));
 }
 
 // The most containers nested in `v`, the outermost counted as 1.
-inline int depth(const sessions::Value& v) {
+inline int depth(const sessions::internal::Value& v) {
   int inner = 0;
-  if (auto* a = v.get_if<sessions::Array>()) {
+  if (auto* a = v.get_if<sessions::internal::Array>()) {
     for (const auto& item : *a) inner = std::max(inner, depth(item));
     return inner + 1;
   }
-  if (auto* m = v.get_if<sessions::Map>()) {
+  if (auto* m = v.get_if<sessions::internal::Map>()) {
     for (const auto& [key, item] : *m) inner = std::max(inner, depth(item));
     return inner + 1;
   }
@@ -136,37 +136,37 @@ inline int depth(const sessions::Value& v) {
 }
 
 // Every string and map key is UTF-8, as the model requires.
-inline bool all_utf8(const sessions::Value& v) {
-  if (auto* s = v.get_if<std::string>()) return sessions::is_valid_utf8(*s);
-  if (auto* a = v.get_if<sessions::Array>()) {
+inline bool all_utf8(const sessions::internal::Value& v) {
+  if (auto* s = v.get_if<std::string>()) return sessions::internal::is_valid_utf8(*s);
+  if (auto* a = v.get_if<sessions::internal::Array>()) {
     for (const auto& item : *a)
       if (!all_utf8(item)) return false;
   }
-  if (auto* m = v.get_if<sessions::Map>()) {
+  if (auto* m = v.get_if<sessions::internal::Map>()) {
     for (const auto& [key, item] : *m)
-      if (!sessions::is_valid_utf8(key) || !all_utf8(item)) return false;
+      if (!sessions::internal::is_valid_utf8(key) || !all_utf8(item)) return false;
   }
   return true;
 }
 
 // JSON can carry `v` exactly: no bytes (they become base64 strings) and only
 // finite doubles.
-inline bool json_exact(const sessions::Value& v) {
-  if (v.type() == sessions::Type::bytes) return false;
+inline bool json_exact(const sessions::internal::Value& v) {
+  if (v.type() == sessions::internal::Type::bytes) return false;
   if (auto* d = v.get_if<double>()) return std::isfinite(*d);
-  if (auto* a = v.get_if<sessions::Array>()) {
+  if (auto* a = v.get_if<sessions::internal::Array>()) {
     for (const auto& item : *a)
       if (!json_exact(item)) return false;
   }
-  if (auto* m = v.get_if<sessions::Map>()) {
+  if (auto* m = v.get_if<sessions::internal::Map>()) {
     for (const auto& [key, item] : *m)
       if (!json_exact(item)) return false;
   }
   return true;
 }
 
-inline std::string describe(const sessions::Value& v) {
-  return escape(sessions::to_json(v), 300);
+inline std::string describe(const sessions::internal::Value& v) {
+  return escape(sessions::internal::to_json(v), 300);
 }
 
 // ---- Records ----------------------------------------------------------------
@@ -178,8 +178,8 @@ struct RecordView {
   int64_t created = 0, last_seen = 0;
   std::optional<int64_t> max_age;
   bool keys_ok = true;
-  std::vector<std::pair<std::string, std::optional<sessions::Value>>> values;  // keys() order
-  std::optional<sessions::Map> flashes;  // read only when asked
+  std::vector<std::pair<std::string, std::optional<sessions::internal::Value>>> values;  // keys() order
+  std::optional<sessions::internal::Map> flashes;  // read only when asked
 };
 
 // Runs `f`; an Error of code internal gives false, any other exception goes on.
@@ -188,13 +188,13 @@ bool internal_error_is_false(F&& f) {
   try {
     f();
     return true;
-  } catch (const sessions::Error& e) {
-    if (e.code() != sessions::Errc::internal) throw;
+  } catch (const sessions::internal::Error& e) {
+    if (e.code() != sessions::internal::Errc::internal) throw;
     return false;
   }
 }
 
-inline RecordView read_record(sessions::SessionRecord& r, bool with_flashes) {
+inline RecordView read_record(sessions::internal::SessionRecord& r, bool with_flashes) {
   RecordView view;
   view.created = r.created;
   view.last_seen = r.last_seen;
@@ -206,9 +206,9 @@ inline RecordView read_record(sessions::SessionRecord& r, bool with_flashes) {
     for (size_t i = 1; i < keys.size(); ++i)
       FUZZ_CHECK(keys[i - 1] < keys[i], "keys() not in strictly increasing byte order");
     for (const auto& key : keys) {
-      std::optional<sessions::Value> value;
+      std::optional<sessions::internal::Value> value;
       internal_error_is_false([&] {
-        const sessions::Value* v = r.values.find(key);
+        const sessions::internal::Value* v = r.values.find(key);
         FUZZ_CHECK(v != nullptr, "a listed key is not found: " + escape(key));
         value = *v;
       });
@@ -220,7 +220,7 @@ inline RecordView read_record(sessions::SessionRecord& r, bool with_flashes) {
     internal_error_is_false([&] { view.flashes = r.flashes(); });
     if (view.flashes) {
       for (const auto& [kind, list] : *view.flashes)
-        FUZZ_CHECK(list.type() == sessions::Type::array, "a flash kind does not hold an array");
+        FUZZ_CHECK(list.type() == sessions::internal::Type::array, "a flash kind does not hold an array");
     }
   }
   return view;

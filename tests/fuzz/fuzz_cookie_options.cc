@@ -1,4 +1,4 @@
-// sessions::CookieOptions::set, validate and build_set_cookie: the options a
+// sessions::internal::CookieOptions::set, validate and build_set_cookie: the options a
 // store URI, sess_config_set and sess_session_set_option apply to the
 // Set-Cookie line.
 //
@@ -22,9 +22,9 @@
 #include "fuzz_common.h"
 
 using fuzz::escape;
-using sessions::CookieOptions;
-using sessions::Errc;
-using sessions::SameSite;
+using sessions::internal::CookieOptions;
+using sessions::internal::Errc;
+using sessions::internal::SameSite;
 
 namespace {
 
@@ -39,7 +39,7 @@ bool bad_option_is_false(F&& f) {
   try {
     f();
     return true;
-  } catch (const sessions::Error& e) {
+  } catch (const sessions::internal::Error& e) {
     if (e.code() != Errc::bad_option) throw;
     return false;
   }
@@ -138,7 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string_view> lines =
       split(std::string_view(reinterpret_cast<const char*>(data), size), "\n");
   std::string name(lines[0]);
-  if (!bad_option_is_false([&] { sessions::validate_cookie_name(name); })) name = "session";
+  if (!bad_option_is_false([&] { sessions::internal::validate_cookie_name(name); })) name = "session";
   for (unsigned char c : name)
     FUZZ_CHECK(c > 0x20 && c < 0x7f && c != ';' && c != '=' && c != ',',
                "validate_cookie_name accepted " + escape(name));
@@ -165,11 +165,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const std::string value = "AQIDBAUGBwgJCgsMDQ4PEA";  // what a codec writes: base64url
   std::string line;
-  sessions::build_set_cookie(name, value, options, fuzz::kNow, &line);
+  sessions::internal::build_set_cookie(name, value, options, fuzz::kNow, &line);
   check_line(name, value, options, line);
 
   std::string attributes;
-  sessions::append_cookie_attributes(options, fuzz::kNow, &attributes);
+  sessions::internal::append_cookie_attributes(options, fuzz::kNow, &attributes);
   const size_t value_end = line.find("; ");
   FUZZ_CHECK(value_end != std::string::npos && line.substr(value_end) == attributes,
              "append_cookie_attributes differs from build_set_cookie: " + escape(attributes));

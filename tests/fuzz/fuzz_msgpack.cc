@@ -1,4 +1,4 @@
-// sessions::from_msgpack on arbitrary bytes (sess_set_msgpack, and every
+// sessions::internal::from_msgpack on arbitrary bytes (sess_set_msgpack, and every
 // stored value and flash list of a record).
 //
 // An accepted document is a value of the model (UTF-8 strings and keys, at
@@ -16,32 +16,32 @@
 
 using fuzz::describe;
 using fuzz::same;
-using sessions::Value;
+using sessions::internal::Value;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   Value v;
-  if (!sessions::from_msgpack(bytes, &v)) return 0;
+  if (!sessions::internal::from_msgpack(bytes, &v)) return 0;
   FUZZ_CHECK(size > 0, "from_msgpack accepted no bytes at all");
   FUZZ_CHECK(fuzz::all_utf8(v), "from_msgpack gave a string that is not UTF-8: " + describe(v));
-  FUZZ_CHECK(fuzz::depth(v) <= sessions::kMaxDepth,
+  FUZZ_CHECK(fuzz::depth(v) <= sessions::internal::kMaxDepth,
              "from_msgpack accepted " + std::to_string(fuzz::depth(v)) + " nested containers");
 
-  const std::string packed = sessions::to_msgpack(v);
+  const std::string packed = sessions::internal::to_msgpack(v);
   Value again;
-  FUZZ_CHECK(sessions::from_msgpack(packed, &again),
+  FUZZ_CHECK(sessions::internal::from_msgpack(packed, &again),
              "from_msgpack refuses what to_msgpack wrote: " + fuzz::escape(packed));
   FUZZ_CHECK(same(v, again), "to_msgpack/from_msgpack changed the value " + describe(v) +
                                  " into " + describe(again));
-  FUZZ_CHECK(sessions::to_msgpack(again) == packed, "to_msgpack is not stable for " + describe(v));
+  FUZZ_CHECK(sessions::internal::to_msgpack(again) == packed, "to_msgpack is not stable for " + describe(v));
 
   // sess_get_json never fails: to_json must not throw, whatever the value.
-  const std::string json = sessions::to_json(v);
+  const std::string json = sessions::internal::to_json(v);
   if (fuzz::json_exact(v)) {
     Value from_json;
     try {
-      from_json = sessions::from_json(json);
-    } catch (const sessions::Error& e) {
+      from_json = sessions::internal::from_json(json);
+    } catch (const sessions::internal::Error& e) {
       FUZZ_CHECK(false, "from_json refuses to_json of a MessagePack value (" + std::string(e.what()) +
                             "): " + fuzz::escape(json));
     }

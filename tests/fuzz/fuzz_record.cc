@@ -1,4 +1,4 @@
-// sessions::decode_record on arbitrary bytes: the record frame (record.h)
+// sessions::internal::decode_record on arbitrary bytes: the record frame (record.h)
 // that server-side stores hold and the cookie store seals.
 //
 // Part 1, the frame. A record that decodes is re-encoded byte for byte as it
@@ -29,19 +29,19 @@ using fuzz::escape;
 using fuzz::RecordView;
 using fuzz::read_record;
 using fuzz::same;
-using sessions::Errc;
-using sessions::SessionRecord;
-using sessions::Value;
+using sessions::internal::Errc;
+using sessions::internal::SessionRecord;
+using sessions::internal::Value;
 
 namespace {
 
 void check_frame(std::string_view data) {
   SessionRecord record;
-  if (!sessions::decode_record(data, &record)) return;
+  if (!sessions::internal::decode_record(data, &record)) return;
 
   const RecordView first = read_record(record, /*with_flashes=*/false);
   std::string encoded;
-  sessions::encode_record(record, &encoded);
+  sessions::internal::encode_record(record, &encoded);
   FUZZ_CHECK(encoded == data, "re-encoding an untouched record changed its bytes: " +
                                   escape(data) + " became " + escape(encoded));
 
@@ -49,9 +49,9 @@ void check_frame(std::string_view data) {
   const RecordView with_flashes = read_record(record, /*with_flashes=*/true);
   FUZZ_CHECK(same(first, with_flashes, /*compare_flashes=*/false),
              "reading the flashes changed the values");
-  sessions::encode_record(record, &encoded);
+  sessions::internal::encode_record(record, &encoded);
   SessionRecord again;
-  FUZZ_CHECK(sessions::decode_record(encoded, &again),
+  FUZZ_CHECK(sessions::internal::decode_record(encoded, &again),
              "a re-encoded record does not decode: " + escape(encoded));
   const RecordView second = read_record(again, /*with_flashes=*/true);
   if (with_flashes.flashes) {
@@ -66,16 +66,16 @@ void check_frame(std::string_view data) {
   // A change: one value set (replacing the first key, if any) and the last
   // erased; the rest must come back as they were.
   const std::string replaced = first.values.empty() ? "fuzz" : first.values.front().first;
-  const Value marker(sessions::Array{Value(int64_t{-1}), Value("set"), Value(sessions::Bytes{"\x00\xff"})});
+  const Value marker(sessions::internal::Array{Value(int64_t{-1}), Value("set"), Value(sessions::internal::Bytes{"\x00\xff"})});
   again.values.set(replaced, marker);
   std::string erased;
   if (first.values.size() > 1) {
     erased = first.values.back().first;
     FUZZ_CHECK(again.values.erase(erased), "erase of a listed key found nothing: " + escape(erased));
   }
-  sessions::encode_record(again, &encoded);
+  sessions::internal::encode_record(again, &encoded);
   SessionRecord changed;
-  FUZZ_CHECK(sessions::decode_record(encoded, &changed),
+  FUZZ_CHECK(sessions::internal::decode_record(encoded, &changed),
              "a changed record does not decode: " + escape(encoded));
   const RecordView third = read_record(changed, /*with_flashes=*/true);
   FUZZ_CHECK(third.created == first.created && third.last_seen == first.last_seen &&
@@ -109,24 +109,24 @@ void check_frame(std::string_view data) {
 // ---- Part 2 -------------------------------------------------------------------
 
 struct Stores {
-  std::shared_ptr<sessions::Store> memory, cookie;
+  std::shared_ptr<sessions::internal::Store> memory, cookie;
   std::string raw_id, id_key, id_cookie;
 };
 
 const Stores& stores() {
   static const Stores* s = [] {
     auto* out = new Stores;
-    sessions::Config config;
+    sessions::internal::Config config;
     config.secrets = {fuzz::kSecret};
     config.set("idle_timeout", "1h");
     config.set("absolute_timeout", "30d");
-    out->memory = sessions::Store::open("memory:", config);
-    out->cookie = sessions::Store::open("cookie:", config);
+    out->memory = sessions::internal::Store::open("memory:", config);
+    out->cookie = sessions::internal::Store::open("cookie:", config);
     for (auto* store : {&out->memory, &out->cookie}) (*store)->set_clock([] { return fuzz::kNow; });
     // One fixed session ID: the record is saved under it, and its sealed
     // cookie (an authentic ID cookie) is what the request presents.
-    out->raw_id.assign(sessions::Session::kIdSize, '\x5a');
-    sessions::base64url_encode(out->raw_id, &out->id_key);
+    out->raw_id.assign(sessions::internal::Session::kIdSize, '\x5a');
+    sessions::internal::base64url_encode(out->raw_id, &out->id_key);
     out->memory->codec().encode("s", out->raw_id, fuzz::kNow, 0, &out->id_cookie);
     return out;
   }();
@@ -135,7 +135,7 @@ const Stores& stores() {
 
 // What a handler does with the session; any Error but internal (a stored
 // value that does not unpack) is a finding.
-void use_session(sessions::Session& s) {
+void use_session(sessions::internal::Session& s) {
   fuzz::internal_error_is_false([&] {
     for (const auto& key : s.keys()) {
       const Value* v = s.get(key);
@@ -153,10 +153,10 @@ void check_line(const std::string& line, const char* name) {
     FUZZ_CHECK(c >= 0x20 && c < 0x7f, "Set-Cookie holds a control or non-ASCII byte: " + escape(line));
 }
 
-void check_session(const std::shared_ptr<sessions::Store>& store, const char* name,
+void check_session(const std::shared_ptr<sessions::internal::Store>& store, const char* name,
                    const std::string& cookie_value, bool cookie_store) {
-  sessions::Request request(std::string(name) + "=" + cookie_value);
-  sessions::Session& s = request.session(store, name);
+  sessions::internal::Request request(std::string(name) + "=" + cookie_value);
+  sessions::internal::Session& s = request.session(store, name);
   const int status = s.status();
   FUZZ_CHECK(status == SESS_STATUS_VALID || status == SESS_STATUS_EXPIRED ||
                  status == SESS_STATUS_MALFORMED,

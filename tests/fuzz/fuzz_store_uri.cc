@@ -104,10 +104,10 @@ std::string lower_scheme(std::string_view uri) {
 std::string named_path(const std::string& uri, const std::string& scheme) {
   if (scheme != "file" && scheme != "sqlite") return "";
   try {
-    std::string rest = sessions::parse_uri(uri).rest;
+    std::string rest = sessions::internal::parse_uri(uri).rest;
     if (rest.rfind("//", 0) == 0) rest.erase(0, 2);
     return rest.find('\0') == std::string::npos ? rest : "";
-  } catch (const sessions::Error&) {
+  } catch (const sessions::internal::Error&) {
     return "";
   }
 }

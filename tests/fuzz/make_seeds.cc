@@ -25,13 +25,13 @@
 #include "record.h"
 #include "value.h"
 
-using sessions::Array;
-using sessions::Bytes;
-using sessions::Codec;
-using sessions::CodecMode;
-using sessions::Map;
-using sessions::SessionRecord;
-using sessions::Value;
+using sessions::internal::Array;
+using sessions::internal::Bytes;
+using sessions::internal::Codec;
+using sessions::internal::CodecMode;
+using sessions::internal::Map;
+using sessions::internal::SessionRecord;
+using sessions::internal::Value;
 
 namespace {
 
@@ -144,7 +144,7 @@ std::vector<RecordSpec> records() {
   }
   {
     RecordSpec r = spec("deep");
-    r.values = {{"deep", nested(sessions::kMaxDepth)}, {"shallow", nested(3)}};
+    r.values = {{"deep", nested(sessions::internal::kMaxDepth)}, {"shallow", nested(3)}};
     out.push_back(r);
   }
   {
@@ -202,7 +202,7 @@ std::string encode(const RecordSpec& spec) {
   for (const auto& [key, value] : spec.values) r.values.set(key, value);
   for (const auto& [kind, list] : spec.flashes) r.flashes()[kind] = list;
   std::string out;
-  sessions::encode_record(r, &out);
+  sessions::internal::encode_record(r, &out);
   return out;
 }
 
@@ -296,20 +296,20 @@ void json_seeds() {
       {"unicode-keys", "{\"\\u00e9\":1,\"\xe2\x82\xac\":2,\"\":3}"},
   };
   for (const auto& d : docs) write("fuzz_json", d[0], d[1]);
-  std::string deep_array(sessions::kMaxDepth, '['), deep_map;
-  deep_array += std::string(sessions::kMaxDepth, ']');
-  for (int i = 0; i < sessions::kMaxDepth; ++i) deep_map += "{\"k\":";
-  deep_map += "1" + std::string(sessions::kMaxDepth, '}');
+  std::string deep_array(sessions::internal::kMaxDepth, '['), deep_map;
+  deep_array += std::string(sessions::internal::kMaxDepth, ']');
+  for (int i = 0; i < sessions::internal::kMaxDepth; ++i) deep_map += "{\"k\":";
+  deep_map += "1" + std::string(sessions::internal::kMaxDepth, '}');
   write("fuzz_json", "deep-arrays", deep_array);
   write("fuzz_json", "deep-maps", deep_map);
-  write("fuzz_json", "every-type", sessions::to_json(Value(every_type())));
+  write("fuzz_json", "every-type", sessions::internal::to_json(Value(every_type())));
 }
 
 void msgpack_seeds() {
   const Map all = every_type();
-  for (const auto& [key, value] : all) write("fuzz_msgpack", "value-" + key, sessions::to_msgpack(value));
-  write("fuzz_msgpack", "every-type", sessions::to_msgpack(Value(all)));
-  write("fuzz_msgpack", "deep", sessions::to_msgpack(nested(sessions::kMaxDepth)));
+  for (const auto& [key, value] : all) write("fuzz_msgpack", "value-" + key, sessions::internal::to_msgpack(value));
+  write("fuzz_msgpack", "every-type", sessions::internal::to_msgpack(Value(all)));
+  write("fuzz_msgpack", "deep", sessions::internal::to_msgpack(nested(sessions::internal::kMaxDepth)));
   // Forms msgpack-c never writes for these values, which readers must take.
   const std::pair<const char*, std::string> forms[] = {
       {"uint8", std::string("\xcc\x05", 2)},

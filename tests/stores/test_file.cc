@@ -15,7 +15,7 @@
 #include "harness.h"
 #include "servers.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 using namespace sessions::testing;
 namespace fs = std::filesystem;
 

@@ -11,7 +11,7 @@
 #include "mongo_wire_server.h"
 #include "servers.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 using namespace sessions::testing;
 
 namespace {

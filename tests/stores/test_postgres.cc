@@ -12,7 +12,7 @@
 #include "postgres_store.h"
 #include "servers.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 using namespace sessions::testing;
 
 namespace {

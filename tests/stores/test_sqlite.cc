@@ -17,7 +17,7 @@
 #include "servers.h"
 #include "sqlite_store.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 using namespace sessions::testing;
 
 namespace {

@@ -11,6 +11,9 @@
 
 namespace sessions::testing {
 
+// The test helpers work on the library's internals.
+using namespace sessions::internal;
+
 inline const std::string kSecret = "test-secret-test-secret-test-secret!";
 
 struct Fixture {

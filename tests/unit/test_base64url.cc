@@ -4,7 +4,7 @@
 
 #include "base64url.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 
 namespace {
 // Runs the body with the vector code (where the CPU has it) and with the

@@ -11,7 +11,7 @@
 #include "error.h"
 #include "random.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 
 namespace {
 const std::string kSecretA(32, 'a');

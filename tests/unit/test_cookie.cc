@@ -4,7 +4,7 @@
 #include "error.h"
 #include "sessions.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 using Views = std::vector<std::string_view>;
 
 namespace {

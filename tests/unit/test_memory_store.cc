@@ -6,7 +6,7 @@
 #include "error.h"
 #include "memory_store.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 
 TEST_CASE("memory store saves, loads, erases and expires") {
   MemoryStore store(100, 4);

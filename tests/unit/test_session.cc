@@ -12,7 +12,7 @@
 #include "harness.h"
 #include "memory_store.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 using namespace sessions::testing;
 
 namespace {

@@ -9,7 +9,7 @@
 #include "times.h"
 #include "value.h"
 
-using namespace sessions;
+using namespace sessions::internal;
 
 namespace {
 // A byte string literal, NUL bytes included.
