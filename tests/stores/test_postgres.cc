@@ -94,7 +94,7 @@ TEST_CASE("postgresql: the collector deletes expired rows in bounded batches") {
   CHECK(raw.text("SELECT count(*) FROM sessions") == "1");
 }
 
-TEST_CASE("postgresql: unsafe table names are refused; values are always bound") {
+TEST_CASE("postgresql: unsafe table names are refused, and values are always bound") {
   PostgresServer pg;
   for (const char* table : {"bad-name", "x;DROP%20TABLE%20y", "1abc", "a%22b", "pg%27s"})
     CHECK(open_error(pg.uri(std::string("table=") + table)) == Errc::bad_option);

@@ -67,7 +67,7 @@ TEST_CASE("sqlite: WAL mode, the table and its expiry index") {
   CHECK(std::abs(expires - (int64_t(std::time(nullptr)) + 30 * 86400)) < 10);
 }
 
-TEST_CASE("sqlite: unsafe table names are refused; bound values cannot inject SQL") {
+TEST_CASE("sqlite: unsafe table names are refused, and bound values cannot inject SQL") {
   TempDir dir;
   const std::string uri = "sqlite://" + dir.path() + "/s.db";
   for (const char* table : {"bad-name", "x;DROP%20TABLE%20y", "1abc", "", "a%22b", "t%00"})

@@ -137,7 +137,7 @@ TEST_CASE("foreign and corrupt records are refused, never crash", "[hostile]") {
   }
 }
 
-TEST_CASE("a bad value makes a foreign record malformed; in our own it is an error when read") {
+TEST_CASE("a bad value makes a foreign record malformed, and in our own an error when read") {
   SessionRecord out;
   // 0xc1 is never used in MessagePack; 0xd4 is an ext type outside our model.
   const std::string bad = frame({{"bad", "\xc1"}, {"ext", "\xd4\x01\x00"}, {"ok", "\x05"}});
