@@ -89,6 +89,13 @@ std::unique_ptr<MemcachedStore> MemcachedStore::open(std::string_view encoded_re
   if (!loc.user.empty() || loc.has_password)
     fail(Errc::bad_uri, "memcached: SASL credentials are not supported");
   if (!loc.path.empty()) fail(Errc::bad_uri, "memcached: URI takes no path after the servers");
+  // libmemcached's ketama continuum holds MEMCACHED_CONTINUUM_SIZE points,
+  // MEMCACHED_POINTS_PER_SERVER per server, and aborts the process past it.
+  constexpr size_t kMaxServers = MEMCACHED_CONTINUUM_SIZE / MEMCACHED_POINTS_PER_SERVER;
+  if (loc.hosts.size() > kMaxServers)
+    fail(Errc::bad_uri, "memcached: URI names " + std::to_string(loc.hosts.size()) +
+                            " servers; libmemcached's consistent hashing takes at most " +
+                            std::to_string(kMaxServers));
   Options o;
   o.servers = std::move(loc.hosts);
   if (auto prefix = take_option(list, "prefix")) o.prefix = *prefix;

@@ -98,6 +98,16 @@ TEST_CASE("memcached: bad URIs and options are refused") {
   CHECK(open_error("memcached://127.0.0.1/path") == Errc::bad_uri);
   CHECK(open_error("memcached://127.0.0.1?prefix=a%20b") == Errc::bad_option);
   CHECK(open_error("memcached://127.0.0.1?db=1") == Errc::bad_option);  // redis:'s
+  // Found by fuzz_store_uri: past 100 servers libmemcached aborted the process.
+  auto servers = [](int n) {
+    std::string uri = "memcached://";
+    for (int i = 0; i < n; ++i) uri += (i ? ",h" : "h") + std::to_string(i) + ":11211";
+    return uri;
+  };
+  Config config;
+  config.secrets = {kSecret};
+  CHECK_NOTHROW(Store::check(servers(100), config));
+  CHECK_THROWS_WITH(Store::check(servers(101), config), Catch::Contains("at most 100"));
 }
 
 TEST_CASE("memcached: a restart between two requests is not an error") {
