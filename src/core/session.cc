@@ -1,7 +1,5 @@
 #include "session.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -127,10 +125,7 @@ void Session::load(const CookieJar::Candidates& candidates) {
     }
     if (first_failure == SESS_STATUS_NEW) first_failure = status;
     record_.reset();
-    id_.clear();
-    id_text_.clear();
-    loaded_key_.clear();
-    incoming_cookie_.clear();
+    forget_identity();
   }
   status_ = first_failure;
   record_.created = record_.last_seen = loaded_last_seen_ = now;
@@ -360,12 +355,16 @@ void Session::touch() {
   touch_requested_ = true;
 }
 
-void Session::begin_fresh(int64_t now) {
+void Session::forget_identity() {
   id_.clear();
   id_text_.clear();
   hashed_key_.clear();
   loaded_key_.clear();
   incoming_cookie_.clear();
+}
+
+void Session::begin_fresh(int64_t now) {
+  forget_identity();
   record_.created = now;
   record_.max_age.reset();
   destroyed_ = regenerated_ = false;

@@ -78,6 +78,7 @@ class Session {
   bool renewal_due(int64_t now, const CookieOptions& options) const;
   int open(std::string_view cookie_value, int64_t now);
   void assign_id(std::string_view raw_id);
+  void forget_identity();         // no ID, no record it came from, no cookie to resend
   void begin_fresh(int64_t now);  // a destroyed session becomes a new one
   // Where the record lives in the backend: the ID's text, or its hash.
   const std::string& backend_key() const;

@@ -10,16 +10,6 @@ namespace {
 
 thread_local std::string backend_error;
 
-// Keys are base64url text, never holding a NUL: the C string is the key.
-class KeyText {
- public:
-  explicit KeyText(std::string_view key) : text_(key) {}
-  const char* c_str() const { return text_.c_str(); }
-
- private:
-  std::string text_;
-};
-
 }  // namespace
 
 void set_backend_error(const char* message) { backend_error.assign(message ? message : ""); }
@@ -69,7 +59,7 @@ bool CallbackBackend::load(std::string_view key, int64_t now, std::string* data)
   data->clear();
   sess_sink sink{data, load_limit_};
   backend_error.clear();
-  KeyText text(key);
+  const std::string text(key);  // base64url, never a NUL: the C string is the key
   int rc = ops_.load(state_.get(), text.c_str(), now, &sink);
   check("load", rc, /*may_be_not_found=*/true);
   if (rc == SESS_NOT_FOUND) return false;
@@ -81,13 +71,13 @@ bool CallbackBackend::load(std::string_view key, int64_t now, std::string* data)
 
 void CallbackBackend::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
   backend_error.clear();
-  KeyText text(key);
+  const std::string text(key);  // base64url, never a NUL: the C string is the key
   check("save", ops_.save(state_.get(), text.c_str(), data.data(), data.size(), now, ttl));
 }
 
 void CallbackBackend::erase(std::string_view key) {
   backend_error.clear();
-  KeyText text(key);
+  const std::string text(key);  // base64url, never a NUL: the C string is the key
   check("erase", ops_.erase(state_.get(), text.c_str()));
 }
 
@@ -95,7 +85,7 @@ void CallbackBackend::move(std::string_view from, std::string_view to, std::stri
                            int64_t now, int64_t ttl) {
   if (!ops_.move) return Backend::move(from, to, data, now, ttl);
   backend_error.clear();
-  KeyText from_text(from), to_text(to);
+  const std::string from_text(from), to_text(to);
   check("move", ops_.move(state_.get(), from_text.c_str(), to_text.c_str(), data.data(),
                           data.size(), now, ttl));
 }

@@ -348,12 +348,15 @@ Scheme postgres_scheme() {
           {"table", "pool", "connect_timeout_ms", "timeout_ms", "gc_interval"},
           // Any libpq connection parameter (sslmode, application_name, ...).
           [](std::string_view name) {
-            bool known = false;
-            if (PQconninfoOption* defaults = PQconndefaults()) {
-              for (PQconninfoOption* p = defaults; p->keyword && !known; ++p) known = name == p->keyword;
-              PQconninfoFree(defaults);
-            }
-            return known;
+            static const std::vector<std::string> keywords = [] {  // libpq's list, read once
+              std::vector<std::string> out;
+              if (PQconninfoOption* defaults = PQconndefaults()) {
+                for (PQconninfoOption* p = defaults; p->keyword; ++p) out.emplace_back(p->keyword);
+                PQconninfoFree(defaults);
+              }
+              return out;
+            }();
+            return std::find(keywords.begin(), keywords.end(), name) != keywords.end();
           },
           [](const OpenRequest& r) {
             return PostgresStore::open(r.uri.scheme + ":" + r.uri.rest_encoded, r.options);

@@ -35,7 +35,10 @@ int kv_load(void* state, const char* key, int64_t now, sess_sink* sink) {
   auto* kv = static_cast<KvState*>(state);
   ++kv->loads;
   if (kv->fail_with != SESS_OK) return kv_failure(kv);
-  if (!kv->oversized.empty()) return sess_sink_write(sink, kv->oversized.data(), kv->oversized.size()) == SESS_OK ? SESS_OK : SESS_OK;
+  if (!kv->oversized.empty()) {  // past max_data_bytes the sink refuses it: the load is foreign
+    sess_sink_write(sink, kv->oversized.data(), kv->oversized.size());
+    return SESS_OK;
+  }
   std::lock_guard<std::mutex> lock(kv->mutex);
   auto it = kv->records.find(key);
   if (it == kv->records.end() || now >= it->second.second) return SESS_NOT_FOUND;
