@@ -42,6 +42,27 @@ void build_set_cookie(std::string_view name, std::string_view value, const Cooki
 // value straight into *out first.
 void append_cookie_attributes(const CookieOptions& options, int64_t now, std::string* out);
 
+// The Set-Cookie values a request emits, in order. Buffers are kept, with
+// their capacity, when the list is cleared for the next request.
+class SetCookieLines {
+ public:
+  std::string& add() {  // a new, empty line at the end
+    if (count_ == lines_.size()) lines_.emplace_back();
+    std::string& line = lines_[count_++];
+    line.clear();
+    return line;
+  }
+  void truncate(size_t count) { count_ = count < count_ ? count : count_; }
+  void clear() { count_ = 0; }
+  size_t size() const { return count_; }
+  const std::string& operator[](size_t i) const { return lines_[i]; }
+  std::string& back() { return lines_[count_ - 1]; }
+
+ private:
+  std::vector<std::string> lines_;
+  size_t count_ = 0;
+};
+
 // The cookies of one Cookie: header. A request looks up one or two names,
 // so the header is scanned per lookup rather than split up front. Views point
 // into the copy the jar owns.
@@ -67,9 +88,30 @@ class CookieJar {
 
   // The values sent under `name`, in header order, quotes removed.
   Candidates find(std::string_view name) const;
+  // Calls f(name) for every cookie in the header, in order. Cheap when the
+  // header does not contain `hint` (it is not scanned then).
+  template <typename F>
+  void for_each_name(std::string_view hint, F&& f) const;
 
  private:
   std::string header_;
 };
+
+template <typename F>
+void CookieJar::for_each_name(std::string_view hint, F&& f) const {
+  std::string_view rest = header_;
+  if (rest.find(hint) == std::string_view::npos) return;
+  while (!rest.empty()) {
+    size_t semi = rest.find(';');
+    std::string_view item = rest.substr(0, semi);
+    rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = item.substr(0, eq);
+    while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    f(name);
+  }
+}
 
 }  // namespace sessions::internal

@@ -5,8 +5,7 @@ namespace sessions::internal {
 void Request::reset(std::string_view cookie_header) {
   for (size_t i = 0; i < session_count_; ++i) sessions_[i]->release();
   session_count_ = 0;
-  for (size_t i = 0; i < set_cookie_count_; ++i) set_cookies_[i].clear();
-  set_cookie_count_ = 0;
+  set_cookies_.clear();
   finished_ = false;
   jar_.reset(cookie_header);
 }
@@ -26,7 +25,7 @@ Session& Request::session(const std::shared_ptr<Store>& store, std::string_view 
   Session& session = *sessions_[session_count_];
   session.start(store, name);
   try {
-    session.load(jar_.find(name));
+    session.load(jar_);
   } catch (...) {
     session.release();
     throw;
@@ -45,10 +44,7 @@ Errc Request::finish(std::string* message) {
   for (size_t i = 0; i < session_count_; ++i) {
     Session* s = sessions_[i].get();
     try {
-      if (set_cookie_count_ == set_cookies_.size()) set_cookies_.emplace_back();
-      std::string& line = set_cookies_[set_cookie_count_];
-      s->save(&line);
-      if (!line.empty()) ++set_cookie_count_;
+      s->save(&set_cookies_);
     } catch (const Error& e) {
       if (first == Errc::ok) { first = e.code(); *message = e.what(); }
     } catch (const std::bad_alloc&) {

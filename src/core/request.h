@@ -32,7 +32,7 @@ class Request {
   // *message) while still saving the others.
   Errc finish(std::string* message);
   bool finished() const { return finished_; }
-  size_t set_cookie_count() const { return set_cookie_count_; }
+  size_t set_cookie_count() const { return set_cookies_.size(); }
   const std::string& set_cookie(size_t i) const { return set_cookies_[i]; }
 
  private:
@@ -41,10 +41,7 @@ class Request {
   // Session objects kept from an earlier request for their buffers.
   std::vector<std::unique_ptr<Session>> sessions_;
   size_t session_count_ = 0;
-  // The first set_cookie_count_ are this request's; the rest are buffers kept
-  // from an earlier request for their capacity.
-  std::vector<std::string> set_cookies_;
-  size_t set_cookie_count_ = 0;
+  SetCookieLines set_cookies_;
   bool finished_ = false;
 };
 

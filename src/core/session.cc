@@ -62,6 +62,7 @@ void Session::release() {
   hashed_key_.clear();
   loaded_key_.clear();
   incoming_cookie_.clear();
+  incoming_chunks_ = 0;
   cookie_override_.reset();
   modified_ = regenerated_ = destroyed_ = finished_ = touch_requested_ = false;
   keys_stale_ = true;
@@ -113,11 +114,29 @@ int Session::open(std::string_view cookie_value, int64_t now) {
   return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
 }
 
-void Session::load(const CookieJar::Candidates& candidates) {
+// A chunked value (cookie: only) is joined from its NAME.i cookies first.
+int Session::open_candidate(const CookieJar& jar, const CookieJar::Candidates& candidates,
+                            size_t i, int64_t now) {
+  std::string_view value = candidates.values[i];
+  size_t count = 0;
+  std::string_view first_piece;
+  if (!store_->backend() && parse_chunk_header(value, &count, &first_piece)) {
+    // Any count up to the limit is read, not only up to max_chunks: lowering
+    // the option must not log out the sessions already written.
+    if (!join_chunks(jar, name_, i, count, first_piece, &scratch_cookie_))
+      return SESS_STATUS_MALFORMED;
+    value = scratch_cookie_;
+  }
+  return open(value, now);
+}
+
+void Session::load(const CookieJar& jar) {
   const int64_t now = store_->now();
+  const CookieJar::Candidates candidates = jar.find(name_);
+  if (!store_->backend()) incoming_chunks_ = present_chunks(jar, name_);
   int first_failure = SESS_STATUS_NEW;
   for (size_t i = 0; i < candidates.count; ++i) {
-    int status = open(candidates.values[i], now);
+    int status = open_candidate(jar, candidates, i, now);
     if (status == SESS_STATUS_VALID) {
       status_ = status;
       loaded_last_seen_ = record_.last_seen;
@@ -207,19 +226,45 @@ int64_t Session::record_ttl(int64_t now, int64_t max_age) const {
   return std::max<int64_t>(ttl, 1);
 }
 
-void Session::save(std::string* set_cookie) {
-  set_cookie->clear();
+// Appends the deletions of the NAME.i cookies (i >= first) that the request
+// carried: a session that shrank, or was destroyed, leaves no stale chunk.
+void Session::expire_chunks_from(size_t first, const CookieOptions& options, int64_t now,
+                                 SetCookieLines* lines) {
+  if (incoming_chunks_ == 0) return;
+  CookieOptions expire = options;
+  expire.max_age = -1;
+  std::string& name = scratch_attributes_;
+  for (size_t i = std::max<size_t>(first, 1); i < kMaxChunksLimit; ++i) {
+    if (!(incoming_chunks_ & (ChunkMask(1) << i))) continue;
+    name.assign(name_).append(".").append(std::to_string(i));
+    build_set_cookie(name, "", expire, now, &lines->add());
+  }
+}
+
+void Session::save(SetCookieLines* lines) {
+  const size_t first_line = lines->size();
+  try {
+    save_lines(lines);
+  } catch (...) {
+    lines->truncate(first_line);
+    throw;
+  }
+}
+
+void Session::save_lines(SetCookieLines* lines) {
   const int64_t now = store_->now();
   Backend* backend = store_->backend();
 
   if (destroyed_) {
     if (backend && !loaded_key_.empty()) backend->erase(loaded_key_);
     if (record_.values.empty() && record_.flashes().empty()) {
+      CookieOptions expire = effective_options();
       if (status_ != SESS_STATUS_NEW) {  // the browser holds a cookie to expire
-        CookieOptions expire = effective_options();
-        expire.max_age = -1;
-        build_set_cookie(name_, "", expire, now, set_cookie);
+        CookieOptions deletion = expire;
+        deletion.max_age = -1;
+        build_set_cookie(name_, "", deletion, now, &lines->add());
       }
+      expire_chunks_from(1, expire, now, lines);
       return;
     }
     // Written to after destroy ("you have been logged out"): what was
@@ -234,7 +279,8 @@ void Session::save(std::string* set_cookie) {
   std::string& data = scratch_record_;
   encode_record(record_, &data);
   // name=value is written straight into the Set-Cookie line, then the attributes.
-  set_cookie->assign(name_).push_back('=');
+  std::string& line = lines->add();
+  line.assign(name_).push_back('=');
   if (backend) {
     if (data.size() > store_->settings().max_data_bytes)
       fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(data.size()) +
@@ -250,33 +296,49 @@ void Session::save(std::string* set_cookie) {
       assign_id(std::string_view(raw, sizeof raw));
     }
     if (can_resend_cookie(now, options.max_age))
-      set_cookie->append(incoming_cookie_);
+      line.append(incoming_cookie_);
     else
-      store_->codec().encode(name_, id_, now, options.max_age, set_cookie);
-  } else {
-    store_->codec().encode(name_, data, now, options.max_age, set_cookie);
-  }
-  append_cookie_attributes(options, now, set_cookie);
-  if (set_cookie->size() > SESS_MAX_SET_COOKIE) {
-    size_t size = set_cookie->size();
-    set_cookie->clear();
-    fail(Errc::cookie_too_large, "session '" + name_ + "' needs a Set-Cookie of " +
-                                     std::to_string(size) + " bytes; browsers keep at most 4096");
-  }
-  if (backend) {
-    try {
-      const int64_t ttl = record_ttl(now, options.max_age);
-      if (!loaded_key_.empty() && loaded_key_ != backend_key())
-        backend->move(loaded_key_, backend_key(), data, now, ttl);
-      else
-        backend->save(backend_key(), data, now, ttl);
-    } catch (...) {
-      set_cookie->clear();
-      throw;
-    }
+      store_->codec().encode(name_, id_, now, options.max_age, &line);
+    append_cookie_attributes(options, now, &line);
+    if (line.size() > SESS_MAX_SET_COOKIE)
+      fail(Errc::cookie_too_large, "session '" + name_ + "' needs a Set-Cookie of " +
+                                       std::to_string(line.size()) +
+                                       " bytes; browsers keep at most 4096");
+    const int64_t ttl = record_ttl(now, options.max_age);
+    if (!loaded_key_.empty() && loaded_key_ != backend_key())
+      backend->move(loaded_key_, backend_key(), data, now, ttl);
+    else
+      backend->save(backend_key(), data, now, ttl);
     loaded_key_ = backend_key();
+  } else {
+    store_->codec().encode(name_, data, now, options.max_age, &line);
+    const size_t value_end = line.size();
+    append_cookie_attributes(options, now, &line);
+    size_t chunks = 1;
+    if (line.size() > SESS_MAX_SET_COOKIE) chunks = split_into_chunks(value_end, lines);
+    expire_chunks_from(chunks, options, now, lines);
   }
   regenerated_ = false;
+}
+
+// The last line is one Set-Cookie too long for a browser; its sealed value
+// is split across NAME, NAME.1, ... (chunks.h). Returns the chunk count.
+size_t Session::split_into_chunks(size_t value_end, SetCookieLines* lines) {
+  const size_t last = lines->size() - 1;
+  std::string& line = lines->back();
+  const size_t value_start = name_.size() + 1;
+  scratch_cookie_.assign(line, value_start, value_end - value_start);
+  scratch_attributes_.assign(line, value_end, std::string::npos);
+  const size_t total = line.size();
+  lines->truncate(last);
+  const size_t max_chunks = store_->settings().max_chunks;
+  const size_t chunks = emit_chunks(name_, scratch_cookie_, scratch_attributes_, max_chunks, lines);
+  if (chunks == 0)
+    fail(Errc::cookie_too_large,
+         "session '" + name_ + "' needs a Set-Cookie of " + std::to_string(total) +
+             " bytes, more than max_chunks=" + std::to_string(max_chunks) +
+             " cookies of 4096 bytes hold (browsers keep at most 4096 per cookie)");
+  return chunks;
 }
 
 void Session::check_writable() const {

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chunks.h"
 #include "record.h"
 #include "store.h"
 
@@ -26,14 +27,16 @@ class Session {
   void start(std::shared_ptr<Store> store, std::string_view name);
   void release();
 
-  // Takes the first candidate cookie value that opens; otherwise starts a new
-  // session whose status says why the first one did not. Throws
+  // Takes the first cookie value sent under the session's name that opens
+  // (joined from its chunks for cookie:); otherwise starts a new session
+  // whose status says why the first one did not. Throws
   // Errc::store_unavailable: never a new session in place of one it could not read.
-  void load(const CookieJar::Candidates& candidates);
-  // Writes what changed and replaces *set_cookie with the Set-Cookie value, or
-  // clears it when there is nothing to send. Throws (value_too_large,
-  // cookie_too_large, store_unavailable) having saved nothing.
-  void save(std::string* set_cookie);
+  void load(const CookieJar& jar);
+  // Writes what changed and appends to *lines the Set-Cookie values to send
+  // (none when nothing changed; several for a chunked cookie: session).
+  // Throws (value_too_large, cookie_too_large, store_unavailable) having
+  // saved and appended nothing.
+  void save(SetCookieLines* lines);
   // After finish every mutator throws Errc::state.
   void finish() { finished_ = true; }
 
@@ -77,6 +80,12 @@ class Session {
   bool touch_due(int64_t now) const;
   bool renewal_due(int64_t now, const CookieOptions& options) const;
   int open(std::string_view cookie_value, int64_t now);
+  int open_candidate(const CookieJar& jar, const CookieJar::Candidates& candidates, size_t i,
+                     int64_t now);
+  void save_lines(SetCookieLines* lines);
+  size_t split_into_chunks(size_t value_end, SetCookieLines* lines);
+  void expire_chunks_from(size_t first, const CookieOptions& options, int64_t now,
+                          SetCookieLines* lines);
   void assign_id(std::string_view raw_id);
   void forget_identity();         // no ID, no record it came from, no cookie to resend
   void begin_fresh(int64_t now);  // a destroyed session becomes a new one
@@ -93,6 +102,7 @@ class Session {
   std::string hashed_key_; // base64url of SHA-256(id_): the backend key with hash_keys
   std::string loaded_key_; // backend key the session was read from, if any
   std::string incoming_cookie_;  // the ID cookie it was read from (server-side stores)
+  ChunkMask incoming_chunks_ = 0;  // the NAME.i cookies the request carried (cookie:)
   Sealed incoming_sealed_;
   std::optional<CookieOptions> cookie_override_;
   bool modified_ = false;
@@ -101,7 +111,7 @@ class Session {
   bool finished_ = false;
   bool touch_requested_ = false;
   // Buffers for save(), kept (with their capacity) when the session is recycled.
-  std::string scratch_record_, scratch_id_cookie_;
+  std::string scratch_record_, scratch_id_cookie_, scratch_cookie_, scratch_attributes_;
   mutable bool keys_stale_ = true;
   mutable std::vector<std::string> keys_;
 };

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "base64url.h"
+#include "chunks.h"
 #include "error.h"
 #include "registry.h"
 
@@ -27,6 +28,8 @@ bool Settings::set(std::string_view name, std::string_view value) {
                                     "' is not aes-gcm or hmac-sha256");
   } else if (name == "max_data_bytes") {
     max_data_bytes = size_t(parse_int(name, value, 64, int64_t(1) << 30));
+  } else if (name == "max_chunks") {
+    max_chunks = size_t(parse_int(name, value, 1, int64_t(kMaxChunksLimit)));
   } else if (name == "hash_keys") {
     hash_keys = parse_bool(name, value);
   } else {

@@ -23,6 +23,7 @@ struct Settings {
   CodecMode codec = CodecMode::aes_gcm;
   size_t max_data_bytes = 1 << 20;  // encoded session size, server-side stores
   bool hash_keys = false;           // backend keys are SHA-256(ID), not the ID
+  size_t max_chunks = 3;            // cookie: cookies one session may span (chunks.h)
 
   // Applies one option; false when `name` is not a general option (it may be
   // a backend's). Throws Errc::bad_option for an invalid value.
