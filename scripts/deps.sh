@@ -15,6 +15,7 @@ packages=(
   libhiredis-dev redis-server redis-tools  # redis: store, its tests, redis-benchmark
   libmemcached-dev memcached             # memcached: store and its tests
   libsqlite3-dev                         # sqlite: store
+  libzstd-dev                            # compress=: zstd, faster than zlib on session records
   liblmdb-dev                            # examples/lmdb_store: a custom store on LMDB
   libpq-dev postgresql-15                # postgresql: store; a server the tests start (initdb)
   libmongoc-dev libbson-dev              # mongodb: store, and the wire-protocol test server

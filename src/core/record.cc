@@ -7,6 +7,7 @@
 #include <msgpack.h>
 
 #include "bytes.h"
+#include "compression.h"
 #include "error.h"
 #include "msgpack_reader.h"
 #include "times.h"
@@ -277,14 +278,28 @@ std::string* load_buffer(SessionRecord* out) {
   return &out->bytes_;
 }
 
-bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict) {
+bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict, size_t max_inflated) {
+  // The inflated frame replaces the record's buffer; the envelope's buffer
+  // is kept for the thread's next one.
+  thread_local std::string spare;
+  switch (inflate_record(frame, max_inflated, &spare)) {
+    case Inflated::plain:
+      break;
+    case Inflated::malformed:
+      out->reset();
+      return false;
+    case Inflated::ok:
+      out->bytes_.swap(spare);
+      frame = out->bytes_;
+      break;
+  }
   bool ok = decode_frame(out, frame, strict);
   if (!ok) out->reset();
   return ok;
 }
 
-bool decode_loaded(SessionRecord* out, bool strict) {
-  return decode_loaded(out, out->bytes_, strict);
+bool decode_loaded(SessionRecord* out, bool strict, size_t max_inflated) {
+  return decode_loaded(out, out->bytes_, strict, max_inflated);
 }
 
 bool decode_record(std::string_view data, SessionRecord* out) {

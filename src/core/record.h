@@ -94,7 +94,8 @@ struct SessionRecord {
   friend bool decode_record(std::string_view, SessionRecord*);
   friend bool decode_frame(SessionRecord*, std::string_view, bool);
   friend std::string* load_buffer(SessionRecord*);
-  friend bool decode_loaded(SessionRecord*, bool);
+  friend bool decode_loaded(SessionRecord*, bool, size_t);
+  friend bool decode_loaded(SessionRecord*, std::string_view, bool, size_t);
   friend void encode_record(const SessionRecord&, std::string*);
   std::string bytes_;  // the loaded frame; packed views point here (always on the heap)
   std::string_view packed_flashes_;
@@ -109,9 +110,14 @@ void encode_record(const SessionRecord& record, std::string* out);
 // frame, which is all of that buffer or the part `frame` views.
 // `strict` also refuses repeated keys: for frames that someone other than
 // this library may have written.
+// A compressed record (compression.h) is inflated first, refused as
+// malformed past `max_inflated` bytes (max_data_bytes).
+constexpr size_t kDefaultMaxInflated = size_t(1) << 20;
 std::string* load_buffer(SessionRecord* out);
-bool decode_loaded(SessionRecord* out, bool strict = true);
-bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict = true);
+bool decode_loaded(SessionRecord* out, bool strict = true,
+                   size_t max_inflated = kDefaultMaxInflated);
+bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict = true,
+                   size_t max_inflated = kDefaultMaxInflated);
 // False for anything that is not a record this library wrote: bad version,
 // lengths that do not add up, keys that are empty or repeated. (Keys are
 // checked for UTF-8 when listed, values when read.)

@@ -92,7 +92,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
   if (status != SESS_STATUS_VALID) return status;
   if (!store.backend()) {
     // Sealed with our key: written by this library, no need for the strict check.
-    if (!decode_loaded(&record_, payload, /*strict=*/false)) return SESS_STATUS_MALFORMED;
+    if (!decode_loaded(&record_, payload, /*strict=*/false, store.settings().max_data_bytes))
+      return SESS_STATUS_MALFORMED;
   } else {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
     assign_id(payload);
@@ -105,7 +106,8 @@ int Session::open(std::string_view cookie_value, int64_t now) {
                                                                    : SESS_STATUS_UNKNOWN_ID;
     }
     // A record we cannot read is left alone: the new session gets a new ID.
-    if (!decode_loaded(&record_, !store.backend()->private_to_process()))
+    if (!decode_loaded(&record_, !store.backend()->private_to_process(),
+                       store.settings().max_data_bytes))
       return SESS_STATUS_MALFORMED;
     loaded_key_ = backend_key();
     incoming_cookie_.assign(cookie_value);
@@ -276,19 +278,14 @@ void Session::save_lines(SetCookieLines* lines) {
   if (!modified_ && !regenerated_ && !touch_due(now) && !renewal_due(now, options)) return;
 
   record_.last_seen = now;
-  std::string& data = scratch_record_;
-  encode_record(record_, &data);
+  const std::string_view data = encoded_record();
   // name=value is written straight into the Set-Cookie line, then the attributes.
   std::string& line = lines->add();
   line.assign(name_).push_back('=');
   if (backend) {
-    if (data.size() > store_->settings().max_data_bytes)
-      fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(data.size()) +
-                                      " bytes encoded; max_data_bytes is " +
-                                      std::to_string(store_->settings().max_data_bytes));
     if (data.size() > backend->max_record_bytes())
       fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(data.size()) +
-                                      " bytes encoded; the store's server accepts at most " +
+                                      " bytes as stored; the store's server accepts at most " +
                                       std::to_string(backend->max_record_bytes()));
     if (id_.empty()) {
       char raw[kIdSize];
@@ -319,6 +316,27 @@ void Session::save_lines(SetCookieLines* lines) {
     expire_chunks_from(chunks, options, now, lines);
   }
   regenerated_ = false;
+}
+
+// The record's bytes as sealed or stored: compressed when the settings say
+// so. Throws Errc::value_too_large over max_data_bytes, which bounds every
+// record that may be compressed, since it bounds inflating it.
+std::string_view Session::encoded_record() {
+  const Settings& settings = store_->settings();
+  std::string& frame = scratch_record_;
+  encode_record(record_, &frame);
+  const bool compress =
+      settings.compress == Compression::on ||
+      (settings.compress == Compression::automatic && frame.size() >= settings.compress_threshold);
+  if ((store_->backend() || compress) && frame.size() > settings.max_data_bytes)
+    fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(frame.size()) +
+                                    " bytes encoded; max_data_bytes is " +
+                                    std::to_string(settings.max_data_bytes));
+  if (!compress) return frame;
+  compress_record(frame, &scratch_compressed_);
+  if (settings.compress == Compression::automatic && scratch_compressed_.size() >= frame.size())
+    return frame;
+  return scratch_compressed_;
 }
 
 // The last line is one Set-Cookie too long for a browser; its sealed value

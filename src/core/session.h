@@ -83,6 +83,7 @@ class Session {
   int open_candidate(const CookieJar& jar, const CookieJar::Candidates& candidates, size_t i,
                      int64_t now);
   void save_lines(SetCookieLines* lines);
+  std::string_view encoded_record();
   size_t split_into_chunks(size_t value_end, SetCookieLines* lines);
   void expire_chunks_from(size_t first, const CookieOptions& options, int64_t now,
                           SetCookieLines* lines);
@@ -111,7 +112,8 @@ class Session {
   bool finished_ = false;
   bool touch_requested_ = false;
   // Buffers for save(), kept (with their capacity) when the session is recycled.
-  std::string scratch_record_, scratch_id_cookie_, scratch_cookie_, scratch_attributes_;
+  std::string scratch_record_, scratch_id_cookie_, scratch_cookie_, scratch_attributes_,
+      scratch_compressed_;
   mutable bool keys_stale_ = true;
   mutable std::vector<std::string> keys_;
 };

@@ -28,6 +28,14 @@ bool Settings::set(std::string_view name, std::string_view value) {
                                     "' is not aes-gcm or hmac-sha256");
   } else if (name == "max_data_bytes") {
     max_data_bytes = size_t(parse_int(name, value, 64, int64_t(1) << 30));
+  } else if (name == "compress") {
+    if (value == "auto") compress = Compression::automatic;
+    else if (value == "on") compress = Compression::on;
+    else if (value == "off") compress = Compression::off;
+    else fail(Errc::bad_option, "option compress: '" + std::string(value) + "' is not auto, on or off");
+    compress_set = true;
+  } else if (name == "compress_threshold") {
+    compress_threshold = size_t(parse_int(name, value, 0, int64_t(1) << 30));
   } else if (name == "max_chunks") {
     max_chunks = size_t(parse_int(name, value, 1, int64_t(kMaxChunksLimit)));
   } else if (name == "hash_keys") {
@@ -49,7 +57,10 @@ void Config::set(std::string_view name, std::string_view value) {
 Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Backend> backend)
     : settings_(std::move(settings)),
       codec_(std::move(codec)),
-      backend_(std::move(backend)) {}
+      backend_(std::move(backend)) {
+  if (!settings_.compress_set)
+    settings_.compress = backend_ ? Compression::automatic : Compression::off;
+}
 
 int64_t Store::default_now() { return int64_t(std::time(nullptr)); }
 

@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "codec.h"
+#include "compression.h"
 #include "cookie.h"
 #include "options.h"
 
@@ -24,6 +25,12 @@ struct Settings {
   size_t max_data_bytes = 1 << 20;  // encoded session size, server-side stores
   bool hash_keys = false;           // backend keys are SHA-256(ID), not the ID
   size_t max_chunks = 3;            // cookie: cookies one session may span (chunks.h)
+  // Records compressed before they are sealed or stored (compression.h).
+  // Unless set: automatic for server-side stores, off for cookie:, whose
+  // sealed length an observer sees (docs/stores.md#compression).
+  Compression compress = Compression::off;
+  bool compress_set = false;
+  size_t compress_threshold = 1024;  // bytes of encoded record, for automatic
 
   // Applies one option; false when `name` is not a general option (it may be
   // a backend's). Throws Errc::bad_option for an invalid value.

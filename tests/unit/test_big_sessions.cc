@@ -6,6 +6,7 @@
 #include <random>
 
 #include "chunks.h"
+#include "compression.h"
 #include "harness.h"
 
 using namespace sessions::internal;
@@ -230,4 +231,142 @@ TEST_CASE("chunk headers are parsed strictly") {
     INFO(bad);
     CHECK_FALSE(parse_chunk_header(bad, &n, &piece));
   }
+}
+
+// ---- compression ----------------------------------------------------------------
+
+namespace {
+
+// A cart as a shop keeps it: repetitive, so it compresses.
+std::string cart_json(size_t bytes) {
+  std::string s = "[";
+  for (int i = 0; s.size() < bytes; ++i)
+    s += "{\"sku\":\"SKU-" + std::to_string(10000 + i * 7) + "\",\"name\":\"running shoes\",\"qty\":" +
+         std::to_string(1 + i % 3) + "},";
+  s.back() = ']';
+  return s;
+}
+
+// The bytes stored for the session the browser holds, through the backend.
+std::string stored_record(Fixture& f, Browser& b) {
+  std::string id, data;
+  b.request([&](Request& r) { id = r.session(f.store, "sid").id_text(); });
+  REQUIRE(f.store->backend()->load(id, f.now, &data));
+  return data;
+}
+
+std::string zstd_envelope(std::string_view frame) {
+  std::string out;
+  compress_record(frame, &out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("compression defaults: automatic for server-side records, off for cookie:") {
+  const std::string cart = cart_json(20000);
+  {
+    Fixture f("cookie:", {{"max_chunks", "16"}});
+    Browser b;
+    b.request([&](Request& r) { r.session(f.store, "sid").set("cart", Value(cart)); });
+    CHECK(cookies_of(b.jar).size() > 5);  // 20 KB sealed as it is
+  }
+  {
+    Fixture f("memory:");
+    Browser b;
+    b.request([&](Request& r) { r.session(f.store, "sid").set("cart", Value(cart)); });
+    std::string data = stored_record(f, b);
+    CHECK(static_cast<unsigned char>(data[0]) == kCompressedRecord);
+    CHECK(data.size() < cart.size() / 4);
+    b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("cart")->get_if<std::string>() == cart); });
+  }
+}
+
+TEST_CASE("compress=auto puts a 20 KB cart in one cookie and reads it back") {
+  Fixture f("cookie:", {{"compress", "auto"}});
+  Browser b;
+  const std::string cart = cart_json(20000);
+  REQUIRE(b.request([&](Request& r) { r.session(f.store, "sid").set("cart", Value(cart)); }) == Errc::ok);
+  CHECK(b.last_set_cookies.size() == 1);
+  std::string seen;
+  Request r(b.jar);
+  Session& s = r.session(f.store, "sid");
+  REQUIRE(s.status() == SESS_STATUS_VALID);
+  CHECK(*s.get("cart")->get_if<std::string>() == cart);
+}
+
+TEST_CASE("compress thresholds: auto below it, off, on, and auto keeping what does not shrink") {
+  const std::string small = "tiny", cart = cart_json(3000), random = noise(3000);
+  struct Case { std::string option, value; bool compressed; };
+  for (const auto& [mode, value, compressed] :
+       {Case{"auto", small, false}, Case{"auto", cart, true}, Case{"off", cart, false},
+        Case{"on", small, true}, Case{"auto", std::string(2000, '\x01'), true}}) {
+    INFO(mode << " " << value.size());
+    Fixture f("memory:", {{"compress", mode}});
+    Browser b;
+    b.request([&](Request& r) { r.session(f.store, "sid").set("v", Value(value)); });
+    std::string data = stored_record(f, b);
+    CHECK((static_cast<unsigned char>(data[0]) == kCompressedRecord) == compressed);
+    b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("v")->get_if<std::string>() == value); });
+  }
+  // Random letters still compress somewhat (5 bits of 8); random bytes do not.
+  Fixture f("memory:", {{"compress", "auto"}, {"compress_threshold", "100"}});
+  Browser b;
+  std::string bytes(3000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char((i * 2654435761u) >> 13);
+  b.request([&](Request& r) { r.session(f.store, "sid").set("v", Value(Bytes{bytes})); });
+  std::string data = stored_record(f, b);
+  const bool compressed = static_cast<unsigned char>(data[0]) == kCompressedRecord;
+  std::string plain_frame = data;
+  if (compressed) REQUIRE(inflate_record(data, 1 << 20, &plain_frame) == Inflated::ok);
+  CHECK((!compressed || data.size() < plain_frame.size()));
+  CHECK_THROWS_AS(Fixture("memory:", {{"compress", "yes"}}), Error);
+  CHECK_THROWS_AS(Fixture("memory:", {{"compress_threshold", "-1"}}), Error);
+}
+
+TEST_CASE("a decompression bomb is bounded by max_data_bytes") {
+  Fixture f("memory:", {{"max_data_bytes", "100000"}});
+  Browser b;
+  b.request([&](Request& r) { r.session(f.store, "sid").set("v", Value(1)); });
+  std::string id;
+  b.request([&](Request& r) { id = r.session(f.store, "sid").id_text(); });
+  SessionRecord record;
+  record.created = record.last_seen = f.now;
+  auto status_with = [&](const std::string& stored) {
+    f.store->backend()->save(id, stored, f.now, 3600);
+    Request r(b.jar);
+    return r.session(f.store, "sid").status();
+  };
+  // A real record, padded to 200 KB of one byte: 2x the bound, a few bytes compressed.
+  record.values.set("pad", Value(std::string(200000, 'a')));
+  std::string frame;
+  encode_record(record, &frame);
+  const std::string bomb = zstd_envelope(frame);
+  CHECK(bomb.size() < 200);
+  CHECK(status_with(bomb) == SESS_STATUS_MALFORMED);
+  // Within the bound it opens.
+  record.values.set("pad", Value(std::string(50000, 'a')));
+  encode_record(record, &frame);
+  const std::string fine = zstd_envelope(frame);
+  CHECK(status_with(fine) == SESS_STATUS_VALID);
+  // Truncated, with trailing bytes, two frames, nested, empty, or not zstd at all.
+  CHECK(status_with(fine.substr(0, fine.size() - 1)) == SESS_STATUS_MALFORMED);
+  CHECK(status_with(fine + "x") == SESS_STATUS_MALFORMED);
+  CHECK(status_with(fine + fine.substr(1)) == SESS_STATUS_MALFORMED);
+  CHECK(status_with(zstd_envelope(fine)) == SESS_STATUS_MALFORMED);
+  CHECK(status_with(std::string(1, char(kCompressedRecord))) == SESS_STATUS_MALFORMED);
+  CHECK(status_with(std::string(1, char(kCompressedRecord)) + "not zstd") == SESS_STATUS_MALFORMED);
+  std::string flipped = fine;
+  flipped[flipped.size() / 2] ^= 0x40;
+  CHECK(status_with(flipped) != SESS_STATUS_VALID);
+}
+
+TEST_CASE("a compressed cookie: session over max_data_bytes is refused at save") {
+  Fixture f("cookie:", {{"compress", "on"}, {"max_data_bytes", "10000"}});
+  Browser b;
+  CHECK(b.request([&](Request& r) { r.session(f.store, "sid").set("cart", Value(cart_json(20000))); }) ==
+        Errc::value_too_large);
+  CHECK(b.last_set_cookies.empty());
+  CHECK(b.request([&](Request& r) { r.session(f.store, "sid").set("cart", Value(cart_json(5000))); }) ==
+        Errc::ok);
 }
