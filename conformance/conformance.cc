@@ -274,7 +274,11 @@ void check_destroy(const Kit& kit) {
 // A session over a limit is refused and what was saved before stays.
 void expect_refused_whole(const sessions::Store& store, Browser* b, size_t bytes,
                           const std::string& limit) {
-  int rc = b->request(store, [&](sessions::Session& s) { s.set_bytes("blob", std::string(bytes, 'x')); });
+  // Bytes that do not compress, so that the size reaches the store as it is.
+  std::string blob(bytes, '\0');
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  for (char& c : blob) c = char((state = state * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+  int rc = b->request(store, [&](sessions::Session& s) { s.set_bytes("blob", blob); });
   expect(rc == SESS_E_VALUE_TOO_LARGE,
          "a session over " + limit + " gave " + code_text(rc) + ", not SESS_E_VALUE_TOO_LARGE");
   expect(b->set_cookies().empty(), "a refused save still set a cookie");
