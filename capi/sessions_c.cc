@@ -126,6 +126,7 @@ const char* sess_strerror(int code) {
     case SESS_E_HEADER_TOO_LARGE: return "Cookie header too large";
     case SESS_E_STATE: return "call out of order";
     case SESS_E_INTERNAL: return "internal error";
+    case SESS_E_CONFLICT: return "session changed by a concurrent request";
     default: return "unknown error";
   }
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <thread>

@@ -84,7 +84,9 @@ enum {
   SESS_E_BAD_JSON = 12,          /* JSON text that does not parse or nests too deep */
   SESS_E_HEADER_TOO_LARGE = 13,  /* Cookie: header over SESS_MAX_COOKIE_HEADER bytes */
   SESS_E_STATE = 14,             /* call out of order (e.g. after sess_request_finish) */
-  SESS_E_INTERNAL = 15           /* a bug: please report it */
+  SESS_E_INTERNAL = 15,          /* a bug: please report it */
+  SESS_E_CONFLICT = 16           /* concurrency=cas: the record changed since it was loaded
+                                    (or merge gave up): nothing was saved; retry the request */
 };
 
 /* Why a session is what it is after loading (sess_session_status). Every

@@ -10,6 +10,9 @@
 
 namespace sessions::internal {
 
+using Version = uint64_t;
+enum class Commit { written, changed, gone };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -46,6 +49,31 @@ class Backend {
     save(to, data, now, ttl);
     erase(from);
   }
+
+  // ---- Concurrent requests on one session (concurrency=merge and cas) ----
+  //
+  // A version names one written state of one record: it changes whenever the
+  // record is written, so a save can ask "is it still as I loaded it?".
+
+  // load() that also gives the record's version. The default is the bytes'
+  // content_version(), which needs nothing from the store.
+  virtual bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                              Version* version);
+  // Writes `data` under `to`, and erases `from` when it differs (a moved
+  // ID), only if the record under `from` is still at version `expected`;
+  // otherwise writes nothing and says whether the record changed or is gone
+  // (deleted, expired or moved by another request). Throws like save().
+  // The default reloads and compares, then saves or moves: the window
+  // between the check and the write is short but open, so it is not atomic
+  // (atomic_save_if() is false); every built-in store overrides it.
+  virtual Commit save_if(std::string_view from, std::string_view to, std::string_view data,
+                         int64_t now, int64_t ttl, Version expected);
+  // True when save_if() is atomic against every other writer of the store.
+  virtual bool atomic_save_if() const { return false; }
 };
+
+// 64 bits of SHA-1 of a record's bytes: the version of stores that keep
+// none of their own (Redis compares the same digest in its script).
+Version content_version(std::string_view data);
 
 }  // namespace sessions::internal

@@ -26,6 +26,7 @@ enum class Errc : int {
   header_too_large = SESS_E_HEADER_TOO_LARGE,
   state = SESS_E_STATE,
   internal = SESS_E_INTERNAL,
+  conflict = SESS_E_CONFLICT,
 };
 
 // Thrown for real errors only; decode failures of hostile cookies are

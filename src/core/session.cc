@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
 #include <cstdint>
+#include <thread>
 
 #include "base64url.h"
 #include "error.h"
@@ -17,6 +19,9 @@ namespace {
 constexpr int64_t kUnboundedRecordTtl = 30 * 86400;
 // How long a server-side session's sealed ID cookie is sent back unchanged.
 constexpr int64_t kCookieResendWindow = 60;
+// concurrency=merge retries while other requests keep winning the race; this
+// many losses in a row means something else is wrong.
+constexpr int kMaxMergeAttempts = 32;
 
 void validate_key(std::string_view key) {
   if (key.empty() || key.size() > 255)
@@ -44,6 +49,17 @@ void validate_strings(const Value& v, int enclosing = 0) {
   }
 }
 
+// After losing a race, give the winner time to finish: at once the first
+// times, then random waits that grow with the losses, so that writers
+// contending for one record spread out instead of colliding again.
+void back_off(int lost) {
+  if (lost <= 2) return std::this_thread::yield();
+  uint32_t r = 0;
+  random_bytes(reinterpret_cast<char*>(&r), sizeof r);
+  const uint32_t ceiling_us = 50u << std::min(lost - 2, 6);  // 100 us .. 3.2 ms
+  std::this_thread::sleep_for(std::chrono::microseconds(r % ceiling_us));
+}
+
 }  // namespace
 
 void Session::start(std::shared_ptr<Store> store, std::string_view name) {
@@ -64,6 +80,10 @@ void Session::release() {
   incoming_cookie_.clear();
   incoming_chunks_ = 0;
   cookie_override_.reset();
+  loaded_version_ = 0;
+  logging_changes_ = max_age_changed_ = false;
+  changed_keys_.clear();
+  flash_changes_.clear();
   modified_ = regenerated_ = destroyed_ = finished_ = touch_requested_ = false;
   keys_stale_ = true;
   keys_.clear();
@@ -97,7 +117,12 @@ int Session::open(std::string_view cookie_value, int64_t now) {
   } else {
     if (payload.size() != kIdSize) return SESS_STATUS_MALFORMED;
     assign_id(payload);
-    if (!store.backend()->load(backend_key(), now, load_buffer(&record_))) {
+    const bool versioned = store.settings().concurrency != Concurrency::last_write;
+    const bool found =
+        versioned ? store.backend()->load_versioned(backend_key(), now, load_buffer(&record_),
+                                                    &loaded_version_)
+                  : store.backend()->load(backend_key(), now, load_buffer(&record_));
+    if (!found) {
       // The cookie was sealed at the record's last save: if the record's TTL
       // has run out since, it expired; otherwise it was deleted or never was.
       const int64_t idle = store.settings().idle_timeout;
@@ -110,6 +135,7 @@ int Session::open(std::string_view cookie_value, int64_t now) {
                        store.settings().max_data_bytes))
       return SESS_STATUS_MALFORMED;
     loaded_key_ = backend_key();
+    logging_changes_ = store.settings().concurrency == Concurrency::merge;
     incoming_cookie_.assign(cookie_value);
     incoming_sealed_ = sealed;
   }
@@ -301,11 +327,12 @@ void Session::save_lines(SetCookieLines* lines) {
       fail(Errc::cookie_too_large, "session '" + name_ + "' needs a Set-Cookie of " +
                                        std::to_string(line.size()) +
                                        " bytes; browsers keep at most 4096");
-    const int64_t ttl = record_ttl(now, options.max_age);
-    if (!loaded_key_.empty() && loaded_key_ != backend_key())
-      backend->move(loaded_key_, backend_key(), data, now, ttl);
-    else
-      backend->save(backend_key(), data, now, ttl);
+    if (!store_record(data, now, record_ttl(now, options.max_age))) {
+      // Ended by another request meanwhile (merge): the end wins, nothing is
+      // saved and no cookie is sent.
+      lines->truncate(lines->size() - 1);
+      return;
+    }
     loaded_key_ = backend_key();
   } else {
     store_->codec().encode(name_, data, now, options.max_age, &line);
@@ -316,6 +343,86 @@ void Session::save_lines(SetCookieLines* lines) {
     expire_chunks_from(chunks, options, now, lines);
   }
   regenerated_ = false;
+}
+
+// Writes a server-side record. A session read from the store is written
+// according to `concurrency`; false when merge finds that another request
+// ended it meanwhile (destroyed, expired or moved): nothing is written then.
+bool Session::store_record(std::string_view data, int64_t now, int64_t ttl) {
+  Backend* backend = store_->backend();
+  const Concurrency mode = store_->settings().concurrency;
+  if (loaded_key_.empty() || mode == Concurrency::last_write) {
+    if (!loaded_key_.empty() && loaded_key_ != backend_key())
+      backend->move(loaded_key_, backend_key(), data, now, ttl);
+    else
+      backend->save(backend_key(), data, now, ttl);
+    return true;
+  }
+  std::unique_lock<std::mutex> turn;
+  if (mode == Concurrency::merge) turn = std::unique_lock<std::mutex>(store_->merge_lock(loaded_key_));
+  for (int attempt = 1;; ++attempt) {
+    const Commit commit = backend->save_if(loaded_key_, backend_key(), data, now, ttl, loaded_version_);
+    if (commit == Commit::written) return true;
+    if (mode == Concurrency::cas)
+      fail(Errc::conflict, "session '" + name_ + "' was " +
+                               (commit == Commit::gone ? "ended" : "changed") +
+                               " by a concurrent request since this one loaded it "
+                               "(concurrency=cas): nothing was saved");
+    if (attempt == kMaxMergeAttempts)
+      fail(Errc::conflict, "session '" + name_ + "': gave up merging after " +
+                               std::to_string(kMaxMergeAttempts) +
+                               " concurrent writes in a row: nothing was saved");
+    if (commit == Commit::gone) return false;
+    back_off(attempt);
+    if (!reload_and_merge(now)) return false;
+    data = encoded_record();
+  }
+}
+
+// Loads the latest record and applies this request's changes onto it, in
+// the order they were made. False when the record is gone.
+bool Session::reload_and_merge(int64_t now) {
+  Backend* backend = store_->backend();
+  SessionRecord latest;
+  Version version = 0;
+  if (!backend->load_versioned(loaded_key_, now, load_buffer(&latest), &version)) return false;
+  if (!decode_loaded(&latest, !backend->private_to_process(), store_->settings().max_data_bytes))
+    fail(Errc::conflict, "session '" + name_ +
+                             "' was rewritten by a concurrent writer into a record this library "
+                             "cannot read: nothing was saved");
+  std::sort(changed_keys_.begin(), changed_keys_.end());
+  changed_keys_.erase(std::unique(changed_keys_.begin(), changed_keys_.end()), changed_keys_.end());
+  for (const std::string& key : changed_keys_) {
+    if (const Value* mine = record_.values.find(key)) latest.values.set(key, *mine);
+    else latest.values.erase(key);
+  }
+  if (!flash_changes_.empty()) {
+    Map& flashes = latest.flashes();
+    for (const FlashChange& change : flash_changes_) {
+      Array& list = *flashes.try_emplace(change.kind, Array()).first->second.get_if<Array>();
+      if (!change.taken) {
+        list.insert(list.end(), change.values.begin(), change.values.end());
+        continue;
+      }
+      // Each value this request showed leaves once, wherever it now is.
+      for (const Value& shown : change.values) {
+        auto it = std::find(list.begin(), list.end(), shown);
+        if (it != list.end()) list.erase(it);
+      }
+    }
+    for (auto it = flashes.begin(); it != flashes.end();)
+      it = it->second.get_if<Array>()->empty() ? flashes.erase(it) : std::next(it);
+  }
+  if (max_age_changed_) latest.max_age = record_.max_age;
+  latest.last_seen = now;
+  record_ = std::move(latest);
+  loaded_version_ = version;
+  keys_stale_ = true;
+  return true;
+}
+
+void Session::log_key(std::string_view key) {
+  if (logging_changes_) changed_keys_.emplace_back(key);
 }
 
 // The record's bytes as sealed or stored: compressed when the settings say
@@ -375,17 +482,23 @@ void Session::set(std::string_view key, Value value) {
   validate_key(key);
   validate_strings(value);
   record_.values.set(key, std::move(value));
+  log_key(key);
   changed();
 }
 
 void Session::erase(std::string_view key) {
   check_writable();
-  if (record_.values.erase(key)) changed();
+  if (record_.values.erase(key)) {
+    log_key(key);
+    changed();
+  }
 }
 
 void Session::clear() {
   check_writable();
   if (record_.values.empty()) return;
+  if (logging_changes_)
+    for (const std::string& key : record_.values.keys()) log_key(key);
   record_.values.clear();
   changed();
 }
@@ -405,6 +518,7 @@ void Session::add_flash(std::string_view kind, Value value) {
   Map& flashes = record_.flashes();
   auto it = flashes.find(kind);
   if (it == flashes.end()) it = flashes.emplace(std::string(kind), Array()).first;
+  if (logging_changes_) flash_changes_.push_back({std::string(kind), false, Array{value}});
   it->second.get_if<Array>()->push_back(std::move(value));
   changed();
 }
@@ -416,6 +530,7 @@ Array Session::take_flashes(std::string_view kind) {
   if (it == flashes.end()) return Array();
   Array out = std::move(*it->second.get_if<Array>());
   flashes.erase(it);
+  if (logging_changes_) flash_changes_.push_back({std::string(kind), true, out});
   changed();
   return out;
 }
@@ -441,6 +556,9 @@ void Session::forget_identity() {
   hashed_key_.clear();
   loaded_key_.clear();
   incoming_cookie_.clear();
+  logging_changes_ = max_age_changed_ = false;
+  changed_keys_.clear();
+  flash_changes_.clear();
 }
 
 void Session::begin_fresh(int64_t now) {
@@ -467,6 +585,7 @@ void Session::set_option(std::string_view name, std::string_view value) {
   if (name == "max_age") {
     if (options.max_age < 0) return destroy();
     record_.max_age = options.max_age;
+    max_age_changed_ = true;
   }
   cookie_override_ = std::move(options);
   changed();

@@ -83,6 +83,10 @@ class Session {
   int open_candidate(const CookieJar& jar, const CookieJar::Candidates& candidates, size_t i,
                      int64_t now);
   void save_lines(SetCookieLines* lines);
+  bool store_record(std::string_view data, int64_t now, int64_t ttl);
+  bool reload_and_merge(int64_t now);
+  bool logging_changes() const { return logging_changes_; }
+  void log_key(std::string_view key);
   std::string_view encoded_record();
   size_t split_into_chunks(size_t value_end, SetCookieLines* lines);
   void expire_chunks_from(size_t first, const CookieOptions& options, int64_t now,
@@ -106,6 +110,18 @@ class Session {
   ChunkMask incoming_chunks_ = 0;  // the NAME.i cookies the request carried (cookie:)
   Sealed incoming_sealed_;
   std::optional<CookieOptions> cookie_override_;
+  // concurrency=merge: the record's version at load, and what this request
+  // changed, to be applied again onto a newer record (reload_and_merge).
+  struct FlashChange {
+    std::string kind;
+    bool taken;    // take_flashes (these values), else add_flash (one value)
+    Array values;
+  };
+  Version loaded_version_ = 0;
+  bool logging_changes_ = false;
+  bool max_age_changed_ = false;
+  std::vector<std::string> changed_keys_;  // set or erased; repeats allowed
+  std::vector<FlashChange> flash_changes_;  // in order
   bool modified_ = false;
   bool regenerated_ = false;
   bool destroyed_ = false;

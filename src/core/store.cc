@@ -34,6 +34,13 @@ bool Settings::set(std::string_view name, std::string_view value) {
     else if (value == "off") compress = Compression::off;
     else fail(Errc::bad_option, "option compress: '" + std::string(value) + "' is not auto, on or off");
     compress_set = true;
+  } else if (name == "concurrency") {
+    if (value == "merge") concurrency = Concurrency::merge;
+    else if (value == "cas") concurrency = Concurrency::cas;
+    else if (value == "last_write") concurrency = Concurrency::last_write;
+    else fail(Errc::bad_option, "option concurrency: '" + std::string(value) +
+                                    "' is not merge, cas or last_write");
+    concurrency_set = true;
   } else if (name == "compress_threshold") {
     compress_threshold = size_t(parse_int(name, value, 0, int64_t(1) << 30));
   } else if (name == "max_chunks") {
@@ -60,6 +67,11 @@ Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Ba
       backend_(std::move(backend)) {
   if (!settings_.compress_set)
     settings_.compress = backend_ ? Compression::automatic : Compression::off;
+  if (!backend_ && settings_.concurrency_set && settings_.concurrency != Concurrency::last_write)
+    fail(Errc::bad_option,
+         "option concurrency: cookie: cannot merge or compare (the browser holds the session and "
+         "sends back whichever cookie it kept last); use a server-side store");
+  if (!backend_) settings_.concurrency = Concurrency::last_write;
 }
 
 int64_t Store::default_now() { return int64_t(std::time(nullptr)); }

@@ -2,9 +2,11 @@
 // cookies, and the settings every session of the store starts from.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +18,14 @@
 #include "options.h"
 
 namespace sessions::internal {
+
+// What a save does about requests that changed the same session since it
+// was loaded (docs/stores.md#concurrent-requests).
+enum class Concurrency {
+  merge,       // apply only this request's changes onto the latest record
+  cas,         // refuse the save (Errc::conflict) when the record changed
+  last_write,  // replace the whole record, whatever happened meanwhile
+};
 
 struct Settings {
   CookieOptions cookie;
@@ -31,6 +41,8 @@ struct Settings {
   Compression compress = Compression::off;
   bool compress_set = false;
   size_t compress_threshold = 1024;  // bytes of encoded record, for automatic
+  Concurrency concurrency = Concurrency::merge;  // server-side stores only
+  bool concurrency_set = false;
 
   // Applies one option; false when `name` is not a general option (it may be
   // a backend's). Throws Errc::bad_option for an invalid value.
@@ -71,6 +83,13 @@ class Store {
   // base64url characters); false when it is not one.
   bool record_key(std::string_view id_text, std::string* out) const;
 
+  // concurrency=merge: this process's saves of one session take turns on
+  // one of these, so that they never race each other (only other
+  // processes' saves can still change the record between reload and write).
+  std::mutex& merge_lock(std::string_view key) const {
+    return merge_locks_[std::hash<std::string_view>()(key) % merge_locks_.size()];
+  }
+
   int64_t now() const { return clock_ ? clock_() : default_now(); }
   // Tests move time forward without sleeping. Not thread-safe: set it before
   // the store is shared.
@@ -86,6 +105,7 @@ class Store {
   std::unique_ptr<Codec> codec_;
   std::unique_ptr<Backend> backend_;
   std::function<int64_t()> clock_;
+  mutable std::array<std::mutex, 64> merge_locks_;
 };
 
 }  // namespace sessions::internal

@@ -33,6 +33,7 @@ struct MemoryStore::Shard {
     std::string key;
     std::string data;
     int64_t expires_at;
+    Version version;
   };
   // Most recently used at the front. List nodes never move, so the index can
   // key on views into them.
@@ -55,17 +56,31 @@ struct MemoryStore::Shard {
     next_sweep = now + 1;
   }
 
-  void put(std::string_view key, std::string_view data, int64_t now, int64_t ttl, size_t cap) {
+  // The live entry under `key`, or end(); an expired one is dropped.
+  std::list<Entry>::iterator live(std::string_view key, int64_t now) {
+    auto found = index.find(key);
+    if (found == index.end()) return lru.end();
+    auto it = found->second;
+    if (it->expires_at <= now) {
+      remove(it);
+      return lru.end();
+    }
+    return it;
+  }
+
+  void put(std::string_view key, std::string_view data, int64_t now, int64_t ttl, size_t cap,
+           Version version) {
     if (now >= next_sweep) sweep(now);
     auto found = index.find(key);
     if (found != index.end()) {
       auto it = found->second;
       it->data.assign(data);
       it->expires_at = now + ttl;
+      it->version = version;
       lru.splice(lru.begin(), lru, it);
       return;
     }
-    lru.push_front(Entry{std::string(key), std::string(data), now + ttl});
+    lru.push_front(Entry{std::string(key), std::string(data), now + ttl, version});
     index.emplace(lru.front().key, lru.begin());
     while (lru.size() > cap) remove(std::prev(lru.end()));
   }
@@ -102,24 +117,26 @@ MemoryStore::Shard& MemoryStore::shard_for(std::string_view key) const {
 }
 
 bool MemoryStore::load(std::string_view key, int64_t now, std::string* data) {
+  Version ignored;
+  return load_versioned(key, now, data, &ignored);
+}
+
+bool MemoryStore::load_versioned(std::string_view key, int64_t now, std::string* data,
+                                 Version* version) {
   Shard& shard = shard_for(key);
   std::lock_guard<std::mutex> lock(shard.mu);
-  auto found = shard.index.find(key);
-  if (found == shard.index.end()) return false;
-  auto it = found->second;
-  if (it->expires_at <= now) {
-    shard.remove(it);
-    return false;
-  }
+  auto it = shard.live(key, now);
+  if (it == shard.lru.end()) return false;
   shard.lru.splice(shard.lru.begin(), shard.lru, it);
   data->assign(it->data);
+  *version = it->version;
   return true;
 }
 
 void MemoryStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
   Shard& shard = shard_for(key);
   std::lock_guard<std::mutex> lock(shard.mu);
-  shard.put(key, data, now, ttl, per_shard_cap_);
+  shard.put(key, data, now, ttl, per_shard_cap_, ++last_version_);
 }
 
 void MemoryStore::erase(std::string_view key) {
@@ -136,9 +153,23 @@ void MemoryStore::move(std::string_view from, std::string_view to, std::string_v
   // Both locks at once: no reader sees the session under neither ID.
   std::unique_lock<std::mutex> lock_a(a.mu, std::defer_lock), lock_b(b.mu, std::defer_lock);
   if (&a == &b) lock_a.lock(); else std::lock(lock_a, lock_b);
-  b.put(to, data, now, ttl, per_shard_cap_);
+  b.put(to, data, now, ttl, per_shard_cap_, ++last_version_);
   auto found = a.index.find(from);
   if (found != a.index.end()) a.remove(found->second);
+}
+
+Commit MemoryStore::save_if(std::string_view from, std::string_view to, std::string_view data,
+                            int64_t now, int64_t ttl, Version expected) {
+  Shard& a = shard_for(from);
+  Shard& b = shard_for(to);
+  std::unique_lock<std::mutex> lock_a(a.mu, std::defer_lock), lock_b(b.mu, std::defer_lock);
+  if (&a == &b) lock_a.lock(); else std::lock(lock_a, lock_b);
+  auto it = a.live(from, now);
+  if (it == a.lru.end()) return Commit::gone;
+  if (it->version != expected) return Commit::changed;
+  if (from != to) a.remove(it);
+  b.put(to, data, now, ttl, per_shard_cap_, ++last_version_);
+  return Commit::written;
 }
 
 size_t MemoryStore::size() const {

@@ -5,6 +5,7 @@
 // process exits: use it for one process, and for tests.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -28,6 +29,13 @@ class MemoryStore : public Backend {
   void erase(std::string_view key) override;
   void move(std::string_view from, std::string_view to, std::string_view data, int64_t now,
             int64_t ttl) override;
+  // Versions are a store-wide counter, checked and written under the shard
+  // locks: merge and cas are atomic.
+  bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                      Version* version) override;
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return true; }
 
   bool private_to_process() const override { return true; }
   size_t size() const;  // live and not-yet-collected records
@@ -37,6 +45,7 @@ class MemoryStore : public Backend {
   Shard& shard_for(std::string_view key) const;
 
   size_t per_shard_cap_;
+  std::atomic<Version> last_version_{0};
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

@@ -11,7 +11,7 @@ Pure Python over the shared library (ctypes): no compiler needed.
 from ._native import library_path
 from .backend import Backend, register_scheme
 from .core import CookieOptions, Request, Session, Store
-from .errors import (CookieTooLarge, InternalError, InvalidInput, SessionsError, StateError,
+from .errors import (Conflict, CookieTooLarge, InternalError, InvalidInput, SessionsError, StateError,
                      StoreUnavailable, TooLarge, TypeMismatch, Unsupported, ValueTooLarge)
 from ._native import lib as _lib
 
@@ -20,4 +20,4 @@ library_version = _lib.sess_version_string().decode()
 
 __all__ = ["Store", "Request", "Session", "CookieOptions", "Backend", "register_scheme", "SessionsError", "InvalidInput",
            "TypeMismatch", "StoreUnavailable", "TooLarge", "CookieTooLarge", "ValueTooLarge",
-           "StateError", "Unsupported", "InternalError", "library_path", "library_version"]
+           "StateError", "Unsupported", "Conflict", "InternalError", "library_path", "library_version"]

@@ -46,6 +46,12 @@ class Unsupported(SessionsError):
     """A store scheme this build of the library does not contain."""
 
 
+class Conflict(SessionsError):
+    """concurrency=cas: the session changed since this request loaded it (or
+    concurrency=merge gave up after many concurrent writes). Nothing was
+    saved: retry the whole request."""
+
+
 class InternalError(SessionsError):
     """A bug in libsessions: please report it."""
 
@@ -65,6 +71,7 @@ CLASSES = {
     13: InvalidInput,   # SESS_E_HEADER_TOO_LARGE
     14: StateError,
     15: InternalError,
+    16: Conflict,
 }
 
 
