@@ -164,6 +164,9 @@ TEST_CASE("C: a failing backend is an error naming the callback, never an empty 
   auto* kv = new KvState();
   kv->closes = &closes;
   sess_config* config = make_config();
+  // So that the failure set during a request hits its save: under merge, the
+  // default, a backend without save_if is first read again (the fallback).
+  REQUIRE(sess_config_set(config, "concurrency", "last_write") == SESS_OK);
   sess_store* store = nullptr;
   REQUIRE(sess_store_open_backend(&kKvOps, kv, config, &store) == SESS_OK);
   sess_config_free(config);
