@@ -1,9 +1,11 @@
 #include "redis_store.h"
 
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -26,6 +28,30 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 std::string_view reply_text(const redisReply& r) { return std::string_view(r.str, r.len); }
 
 int64_t ttl_ms(int64_t ttl) { return ttl > 0 ? ttl * 1000 : 1; }
+
+// save_if: KEYS = from, to; ARGV = the expected version (the first 16 hex
+// digits of the record's SHA-1, content_version), the data, the PX expiry.
+// Returns 0 when `from` is gone, 1 when it changed, 2 when written.
+constexpr std::string_view kSaveIfScript = R"lua(
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if string.sub(redis.sha1hex(current), 1, 16) ~= ARGV[1] then return 1 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if KEYS[1] ~= KEYS[2] then redis.call('DEL', KEYS[1]) end
+return 2
+)lua";
+
+std::string sha1_hex(std::string_view text, size_t digits) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < SHA_DIGEST_LENGTH && out.size() < digits; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -231,6 +257,39 @@ void RedisStore::move(std::string_view from, std::string_view to, std::string_vi
       call.run({{"MULTI"}, {"SET", to_key, data, "PX", px}, {"DEL", from_key}, {"EXEC"}});
   if (replies.back()->type != REDIS_REPLY_ARRAY)
     fail(Errc::store_unavailable, name_ + ": the transaction moving a session was aborted");
+}
+
+bool RedisStore::load_versioned(std::string_view key, int64_t now, std::string* data,
+                                Version* version) {
+  if (!load(key, now, data)) return false;
+  *version = content_version(*data);
+  return true;
+}
+
+Commit RedisStore::save_if(std::string_view from, std::string_view to, std::string_view data,
+                           int64_t, int64_t ttl, Version expected) {
+  const std::string from_key = options_.prefix + std::string(from);
+  const std::string to_key = options_.prefix + std::string(to);
+  const std::string px = std::to_string(ttl_ms(ttl));
+  char version[17];
+  std::snprintf(version, sizeof version, "%016llx", static_cast<unsigned long long>(expected));
+  static const std::string script_sha = sha1_hex(kSaveIfScript, 40);
+  Call call(this);
+  // By digest first; a server that has not seen the script (restarted,
+  // SCRIPT FLUSH) gets its text, which it then caches.
+  const redisReply* r =
+      call.run({{"EVALSHA", script_sha, "2", from_key, to_key, version, data, px}}, false)[0].get();
+  if (r->type == REDIS_REPLY_ERROR && reply_text(*r).rfind("NOSCRIPT", 0) == 0)
+    r = call.run({{"EVAL", kSaveIfScript, "2", from_key, to_key, version, data, px}}, false)[0].get();
+  if (r->type == REDIS_REPLY_ERROR) {
+    const std::string_view text = reply_text(*r);
+    fail(text.find("invalid bulk length") != std::string_view::npos ? Errc::value_too_large
+                                                                    : Errc::store_unavailable,
+         name_ + " refused the conditional save: " + std::string(text));
+  }
+  if (r->type != REDIS_REPLY_INTEGER || r->integer < 0 || r->integer > 2)
+    fail(Errc::store_unavailable, name_ + ": unexpected reply to the conditional save");
+  return r->integer == 2 ? Commit::written : r->integer == 1 ? Commit::changed : Commit::gone;
 }
 
 Scheme redis_scheme() {

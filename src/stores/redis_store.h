@@ -3,7 +3,11 @@
 //
 // Records are Redis strings under prefix + key, written with SET ... PX so
 // that Redis expires them with the session; regenerate_id moves a record with
-// MULTI/SET/DEL/EXEC in one round trip. hiredis contexts are not thread-safe,
+// MULTI/SET/DEL/EXEC in one round trip. concurrency=merge and cas write
+// through a Lua script that compares the record's SHA-1 with the one it had
+// when loaded and writes only if it is unchanged: atomic, one round trip,
+// and nothing stored beside the record (any writer that changes the bytes
+// changes the version). hiredis contexts are not thread-safe,
 // so each call leases one from a pool; a broken connection is dropped and the
 // next call opens a new one, so a restarted server is picked up without
 // reopening the store.
@@ -52,6 +56,11 @@ class RedisStore : public Backend {
   void move(std::string_view from, std::string_view to, std::string_view data, int64_t now,
             int64_t ttl) override;
   size_t max_record_bytes() const override { return max_value_bytes_; }
+  bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                      Version* version) override;
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return true; }
 
  private:
   struct ContextCloser {

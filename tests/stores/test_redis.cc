@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "concurrency.h"
 #include "contract.h"
 #include "harness.h"
 #include "servers.h"
@@ -49,6 +50,35 @@ TEST_CASE("redis: the store contract") {
     check_concurrent_cycles(redis.uri("pool=3"));
   }
   SECTION("over a unix socket") { check_round_trip("redis+unix://" + redis.dir.path() + "/redis.sock"); }
+}
+
+TEST_CASE("redis: parallel requests on one session") {
+  RedisServer redis;
+  check_concurrency(redis.uri());
+}
+
+TEST_CASE("redis: save_if compares the record's digest in one script, reloaded after a flush") {
+  RedisServer redis;
+  RawRedis raw(redis.port);
+  Fixture f(redis.uri(), {}, false);
+  Backend& store = *f.store->backend();
+  store.save("a", "one", 0, 60);
+  std::string data;
+  Version version = 0;
+  REQUIRE(store.load_versioned("a", 0, &data, &version));
+  CHECK(version == content_version("one"));
+  CHECK(store.save_if("a", "a", "two", 0, 60, version) == Commit::written);
+  CHECK(store.save_if("a", "a", "three", 0, 60, version) == Commit::changed);  // stale
+  CHECK(raw.get_text("GET session:a") == "two");
+  CHECK(store.save_if("missing", "missing", "x", 0, 60, version) == Commit::gone);
+  CHECK(raw.get_int("EXISTS session:missing") == 0);
+  // A server that forgot its scripts is sent the text again.
+  freeReplyObject(raw.run("SCRIPT FLUSH"));
+  REQUIRE(store.load_versioned("a", 0, &data, &version));
+  CHECK(store.save_if("a", "b", "moved", 0, 60, version) == Commit::written);
+  CHECK(raw.get_int("EXISTS session:a") == 0);
+  CHECK(raw.get_text("GET session:b") == "moved");
+  CHECK(raw.get_int("PTTL session:b") > 50000);
 }
 
 TEST_CASE("redis: keys carry the prefix and a PX expiry from the max age") {
