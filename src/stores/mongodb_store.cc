@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "builtin_stores.h"
+#include "random.h"
 
 namespace sessions::internal {
 namespace {
@@ -182,14 +183,43 @@ void MongoStore::start() {
     call.fail_with(error, "createIndexes");
 }
 
+namespace {
+
+// { _id: key, expires_at: { $gt: now } }: the live document under key.
+void append_live(bson_t* filter, std::string_view key, int64_t now) {
+  BSON_APPEND_UTF8(filter, "_id", std::string(key).c_str());
+  bson_t expires;
+  BSON_APPEND_DOCUMENT_BEGIN(filter, "expires_at", &expires);
+  BSON_APPEND_DATE_TIME(&expires, "$gt", now * 1000);
+  bson_append_document_end(filter, &expires);
+}
+
+// A fresh version for a write: random, so a deleted and rewritten document
+// can never come back at a version someone still holds; never 0, which
+// stands for "no version field" (documents written before versions).
+Version new_version() {
+  Version v = 0;
+  while (v == 0 || int64_t(v) == INT64_MIN) random_bytes(&v, sizeof v);
+  return v;
+}
+
+void append_version_filter(bson_t* filter, Version expected) {
+  if (expected == 0) BSON_APPEND_NULL(filter, "version");  // matches a missing field
+  else BSON_APPEND_INT64(filter, "version", int64_t(expected));
+}
+
+}  // namespace
+
 bool MongoStore::load(std::string_view key, int64_t now, std::string* data) {
+  Version ignored;
+  return load_versioned(key, now, data, &ignored);
+}
+
+bool MongoStore::load_versioned(std::string_view key, int64_t now, std::string* data,
+                                Version* version) {
   Call call(this);
   Bson filter(bson_new());
-  BSON_APPEND_UTF8(filter.get(), "_id", std::string(key).c_str());
-  bson_t expires;
-  BSON_APPEND_DOCUMENT_BEGIN(filter.get(), "expires_at", &expires);
-  BSON_APPEND_DATE_TIME(&expires, "$gt", now * 1000);
-  bson_append_document_end(filter.get(), &expires);
+  append_live(filter.get(), key, now);
   Bson opts(BCON_NEW("limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true)));
   mongoc_cursor_t* cursor =
       mongoc_collection_find_with_opts(call.collection(), filter.get(), opts.get(), nullptr);
@@ -202,6 +232,7 @@ bool MongoStore::load(std::string_view key, int64_t now, std::string* data) {
   }
   if (found) {
     data->clear();  // a document without binary data is someone else's: malformed
+    *version = 0;
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, "data") && BSON_ITER_HOLDS_BINARY(&it)) {
       bson_subtype_t subtype;
@@ -210,27 +241,66 @@ bool MongoStore::load(std::string_view key, int64_t now, std::string* data) {
       bson_iter_binary(&it, &subtype, &length, &bytes);
       data->assign(reinterpret_cast<const char*>(bytes), length);
     }
+    if (bson_iter_init_find(&it, doc, "version") && BSON_ITER_HOLDS_INT64(&it))
+      *version = Version(bson_iter_int64(&it));
   }
   mongoc_cursor_destroy(cursor);
   return found;
 }
 
-void MongoStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
+// One update_one; returns how many documents matched its filter.
+int64_t MongoStore::update(const bson_t* selector, std::string_view data, int64_t now, int64_t ttl,
+                           Version version, bool upsert) {
   Call call(this);
-  Bson selector(bson_new());
-  BSON_APPEND_UTF8(selector.get(), "_id", std::string(key).c_str());
   Bson update(bson_new());
   bson_t set;
   BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$set", &set);
-  BSON_APPEND_BINARY(&set, "data", BSON_SUBTYPE_BINARY,
-                     reinterpret_cast<const uint8_t*>(data.data()), uint32_t(data.size()));
-  BSON_APPEND_DATE_TIME(&set, "expires_at", (now + std::max<int64_t>(ttl, 1)) * 1000);
+  if (!data.empty() || upsert) {
+    BSON_APPEND_BINARY(&set, "data", BSON_SUBTYPE_BINARY,
+                       reinterpret_cast<const uint8_t*>(data.data()), uint32_t(data.size()));
+    BSON_APPEND_DATE_TIME(&set, "expires_at", (now + std::max<int64_t>(ttl, 1)) * 1000);
+  }
+  BSON_APPEND_INT64(&set, "version", int64_t(version));
   bson_append_document_end(update.get(), &set);
-  Bson opts(BCON_NEW("upsert", BCON_BOOL(true)));
+  Bson opts(BCON_NEW("upsert", BCON_BOOL(upsert)));
+  bson_t reply;
   bson_error_t error;
-  if (!mongoc_collection_update_one(call.collection(), selector.get(), update.get(), opts.get(),
-                                    nullptr, &error))
-    call.fail_with(error, "update");
+  const bool ok = mongoc_collection_update_one(call.collection(), selector, update.get(), opts.get(),
+                                               &reply, &error);
+  int64_t matched = 0;
+  bson_iter_t it;
+  if (ok && bson_iter_init_find(&it, &reply, "matchedCount")) matched = bson_iter_as_int64(&it);
+  bson_destroy(&reply);
+  if (!ok) call.fail_with(error, "update");
+  return matched;
+}
+
+void MongoStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
+  Bson selector(bson_new());
+  BSON_APPEND_UTF8(selector.get(), "_id", std::string(key).c_str());
+  update(selector.get(), data, now, ttl, new_version(), /*upsert=*/true);
+}
+
+Commit MongoStore::save_if(std::string_view from, std::string_view to, std::string_view data,
+                           int64_t now, int64_t ttl, Version expected) {
+  Bson selector(bson_new());
+  append_live(selector.get(), from, now);
+  append_version_filter(selector.get(), expected);
+  // In place: one conditional update. Moved: the old document is claimed
+  // (its version replaced, so no other save_if wins it), the new one
+  // written, the old one deleted; a reader sees one or both, never neither.
+  const bool moving = from != to;
+  if (update(selector.get(), moving ? std::string_view() : data, now, ttl, new_version(),
+             /*upsert=*/false) == 0) {
+    std::string ignored;
+    Version version;
+    return load_versioned(from, now, &ignored, &version) ? Commit::changed : Commit::gone;
+  }
+  if (moving) {
+    save(to, data, now, ttl);
+    erase(from);
+  }
+  return Commit::written;
 }
 
 void MongoStore::erase(std::string_view key) {

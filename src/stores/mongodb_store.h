@@ -8,6 +8,10 @@
 // libmongoc, whose thread-safe client pool hands each call a client.
 // MongoDB has no single-document move: regenerate_id inserts the new
 // document, then deletes the old (a reader may see both, never neither).
+// Every write stamps a random 64-bit `version`; concurrency=merge and cas
+// update only a document whose version is still the one loaded (an old
+// document without the field matches version 0), which one update makes
+// atomic on the server.
 #pragma once
 
 #include <chrono>
@@ -19,6 +23,7 @@
 
 typedef struct _mongoc_client_pool_t mongoc_client_pool_t;
 typedef struct _mongoc_uri_t mongoc_uri_t;
+struct _bson_t;
 
 namespace sessions::internal {
 
@@ -38,9 +43,18 @@ class MongoStore : public Backend {
   bool load(std::string_view key, int64_t now, std::string* data) override;
   void save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) override;
   void erase(std::string_view key) override;
+  bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                      Version* version) override;
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return true; }
 
  private:
   class Call;
+  // One update_one of data, expiry and version (only the version when data
+  // is empty: a claim); returns how many documents matched the selector.
+  int64_t update(const _bson_t* selector, std::string_view data, int64_t now, int64_t ttl,
+                 Version version, bool upsert);
 
   std::string name_;
   std::string database_, collection_;

@@ -88,7 +88,8 @@ bool id_of(const bson_t* doc, std::string* id) {
   return true;
 }
 
-// Does doc match filter? Supports { _id: "x", field: { $gt: <date> } }.
+// Does doc match filter? Supports { _id: "x", field: { $gt: <date> },
+// field: <int64>, field: null } (null matches a missing field, as in MongoDB).
 bool matches(const bson_t* doc, const bson_t* filter) {
   bson_iter_t f;
   bson_iter_init(&f, filter);
@@ -106,6 +107,11 @@ bool matches(const bson_t* doc, const bson_t* filter) {
             bson_iter_date_time(&d) <= bson_iter_date_time(&op))
           return false;
       }
+    } else if (BSON_ITER_HOLDS_INT64(&f)) {
+      if (!present || !BSON_ITER_HOLDS_INT64(&d) || bson_iter_int64(&d) != bson_iter_int64(&f))
+        return false;
+    } else if (BSON_ITER_HOLDS_NULL(&f)) {
+      if (present && !BSON_ITER_HOLDS_NULL(&d)) return false;
     } else if (BSON_ITER_HOLDS_UTF8(&f)) {
       if (!present || !BSON_ITER_HOLDS_UTF8(&d) ||
           std::strcmp(bson_iter_utf8(&d, nullptr), bson_iter_utf8(&f, nullptr)) != 0)
@@ -324,6 +330,15 @@ std::vector<uint8_t> MongoWireServer::command(
         return error_reply(9, "FailedToParse", "only $set updates are supported");
       auto& docs = data_[ns].docs;
       auto found = docs.find(id);
+      if (found != docs.end()) {
+        bson_t current;
+        bson_init_static(&current, found->second.data(), found->second.size());
+        if (!matches(&current, &q)) {
+          // MongoDB would insert a second document with this _id and refuse it.
+          if (upsert) return error_reply(11000, "DuplicateKey", "E11000 duplicate key error");
+          continue;
+        }
+      }
       if (found == docs.end() && !upsert) continue;
       // The new document: _id, the old fields not in $set, then $set's fields.
       bson_t updated = BSON_INITIALIZER;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "concurrency.h"
 #include "contract.h"
 #include "mongo_wire_server.h"
 #include "servers.h"
@@ -19,6 +20,10 @@ namespace {
 void check_contract(const std::string& uri) {
   SECTION("foreign value") { check_foreign_value(uri); }
   SECTION("hash_keys") { check_hash_keys(uri); }
+  SECTION("merge keeps every key") { check_merge_keeps_every_key(uri); }
+  SECTION("cas counter") { check_cas_counter(uri); }
+  SECTION("flashes shown once") { check_merge_flashes_once(uri); }
+  SECTION("merge with regenerate") { check_merge_with_regenerate(uri); }
 }
 
 }  // namespace
@@ -36,6 +41,38 @@ TEST_CASE("mongodb: the store contract, on a real MongoDB", "[.][real-mongodb]")
   REQUIRE(*uri != '\0');
   check_contract(std::string(uri) + (std::string(uri).find('?') == std::string::npos ? "?" : "&") +
                  "collection=libsessions_test");
+}
+
+TEST_CASE("mongodb: save_if updates only the version loaded; documents without one are version 0") {
+  MongoWireServer server;
+  Fixture f(server.uri("serverSelectionTimeoutMS=2000"), {}, false);
+  Backend& store = *f.store->backend();
+  const int64_t now = 1'800'000'000;
+  store.save("a", "one", now, 60);
+  std::string data;
+  Version version = 0;
+  REQUIRE(store.load_versioned("a", now, &data, &version));
+  CHECK(version != 0);
+  CHECK(store.save_if("a", "a", "two", now, 60, version) == Commit::written);
+  CHECK(store.save_if("a", "a", "three", now, 60, version) == Commit::changed);
+  REQUIRE(store.load("a", now, &data));
+  CHECK(data == "two");
+  CHECK(store.save_if("gone", "gone", "x", now, 60, version) == Commit::gone);
+  CHECK(store.save_if("a", "a", "late", now + 61, 60, version) == Commit::gone);  // expired
+  REQUIRE(store.load_versioned("a", now, &data, &version));
+  CHECK(store.save_if("a", "b", "moved", now, 60, version) == Commit::written);
+  CHECK_FALSE(store.load("a", now, &data));
+  REQUIRE(store.load("b", now, &data));
+  CHECK(data == "moved");
+  // A document written before versions existed: version 0, and save_if works.
+  server.put("test.sessions",
+             "{\"_id\": \"old\", \"data\": {\"$binary\": {\"base64\": \"b2xkIHJlY29yZA==\", "
+             "\"subType\": \"00\"}}, \"expires_at\": {\"$date\": {\"$numberLong\": \"" +
+                 std::to_string((now + 60) * 1000) + "\"}}}");
+  REQUIRE(store.load_versioned("old", now, &data, &version));
+  CHECK(version == 0);
+  CHECK(store.save_if("old", "old", "new", now, 60, 0) == Commit::written);
+  CHECK(store.save_if("old", "old", "newer", now, 60, 0) == Commit::changed);
 }
 
 TEST_CASE("mongodb: documents, the TTL index, and the driver's URI options") {
