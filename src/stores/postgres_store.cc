@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <ctime>
+#include <set>
 
 #include "error.h"
 #include "builtin_stores.h"
@@ -97,10 +98,13 @@ class PostgresStore::Connection {
     return run([&](PGconn* c) { return PQsendQuery(c, sql.c_str()) == 1; }, timeout, what);
   }
 
+  static constexpr size_t kMaxParams = 8;  // the most any statement of this store takes
+
   Result prepared(const char* statement, std::initializer_list<std::string_view> params,
                   int binary_param, std::chrono::milliseconds timeout, bool binary_result = false) {
-    const char* values[4];
-    int lengths[4], formats[4];
+    const char* values[kMaxParams];
+    int lengths[kMaxParams], formats[kMaxParams];
+    if (params.size() > kMaxParams) fail(Errc::internal, name_ + ": too many parameters");
     int n = 0;
     for (std::string_view p : params) {
       values[n] = p.data();
@@ -258,16 +262,44 @@ PostgresStore::ConnectionPtr PostgresStore::connect() const {
   ConnectionPtr c = dial();
   const auto timeout = options_.timeout;
   const std::string& t = options_.table;  // a safe identifier: checked at open
-  const std::string upsert = "INSERT INTO " + t + " (id, data, expires_at) "
-                             "VALUES ($1, $2::bytea, to_timestamp($3::float8)) "
-                             "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, "
-                             "expires_at = EXCLUDED.expires_at";
-  c->prepare("load", "SELECT data FROM " + t + " WHERE id = $1 AND expires_at > to_timestamp($2::float8)",
+  // Every write gives the row a new version. IDs are never reused, so a new
+  // row may start at 0.
+  const std::string on_conflict = " ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, "
+                                  "expires_at = EXCLUDED.expires_at, "
+                                  "version = " + t + ".version + 1";
+  const std::string upsert = "INSERT INTO " + t + " (id, data, expires_at, version) "
+                             "VALUES ($1, $2::bytea, to_timestamp($3::float8), 0)" + on_conflict;
+  c->prepare("load", "SELECT data, version FROM " + t +
+                         " WHERE id = $1 AND expires_at > to_timestamp($2::float8)",
              timeout);
   c->prepare("save", upsert, timeout);
   c->prepare("erase", "DELETE FROM " + t + " WHERE id = $1", timeout);
   // One statement: every reader sees the session under exactly one ID.
   c->prepare("move", "WITH gone AS (DELETE FROM " + t + " WHERE id = $4) " + upsert, timeout);
+  // save_if, one statement each: the write only if the row is live at the
+  // expected version (an UPDATE waiting on a concurrent writer's row lock
+  // checks its WHERE again on the row that writer committed), and whether the
+  // row was live in the statement's snapshot, which tells changed from gone.
+  const std::string live_then = "EXISTS (SELECT FROM " + t +
+                                " WHERE id = $1 AND expires_at > to_timestamp($4::float8))";
+  c->prepare("save_if",
+             "WITH written AS (UPDATE " + t + " SET data = $2::bytea, "
+             "expires_at = to_timestamp($3::float8), version = version + 1 "
+             "WHERE id = $1 AND version = $5::bigint AND expires_at > to_timestamp($4::float8) "
+             "RETURNING 1) "
+             "SELECT EXISTS (SELECT FROM written), " + live_then,
+             timeout);
+  // A moved ID: the new row is inserted only if the old one was deleted at
+  // the expected version, in the same statement, so every reader sees the
+  // session under exactly one of the IDs.
+  c->prepare("move_if",
+             "WITH gone AS (DELETE FROM " + t + " WHERE id = $1 AND version = $5::bigint "
+             "AND expires_at > to_timestamp($4::float8) RETURNING 1), "
+             "written AS (INSERT INTO " + t + " (id, data, expires_at, version) "
+             "SELECT $6::text, $2::bytea, to_timestamp($3::float8), 0 FROM gone" + on_conflict +
+             " RETURNING 1) "
+             "SELECT EXISTS (SELECT FROM written), " + live_then,
+             timeout);
   c->prepare("collect", "DELETE FROM " + t + " WHERE ctid IN (SELECT ctid FROM " + t +
                             " WHERE expires_at <= to_timestamp($1::float8) LIMIT " +
                             std::to_string(kCollectBatch) + ")",
@@ -279,11 +311,24 @@ void PostgresStore::start() {
   const std::string& t = options_.table;
   const std::string create =
       "CREATE TABLE IF NOT EXISTS " + t +
-      " (id text PRIMARY KEY, data bytea NOT NULL, expires_at timestamptz NOT NULL);"
+      " (id text PRIMARY KEY, data bytea NOT NULL, expires_at timestamptz NOT NULL,"
+      " version bigint NOT NULL DEFAULT 0);"
       "CREATE INDEX IF NOT EXISTS " + t + "_expires_at_idx ON " + t + " (expires_at)";
   // A connection of its own: the pool's connections prepare statements
   // against the table, which may not exist yet.
   ConnectionPtr setup = dial();
+  // The table's columns as they are, looked at before anything is done to
+  // it: none when it does not exist (the name is unquoted in every
+  // statement, so it resolves, and folds to lower case, as there).
+  Result layout = setup->exec("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('" +
+                                  t + "') AND attnum > 0 AND NOT attisdropped",
+                              options_.timeout, "read the table's layout");
+  std::set<std::string> columns;
+  for (int i = 0; i < PQntuples(layout.get()); ++i) columns.insert(PQgetvalue(layout.get(), i, 0));
+  for (const char* needed : {"id", "data", "expires_at"})
+    if (!columns.empty() && !columns.count(needed))
+      fail(Errc::store_unavailable,
+           name_ + ": table " + t + " has another layout (no column " + needed + ")");
   for (int attempt = 0;; ++attempt) {
     try {
       setup->exec(create, options_.timeout, "create table");
@@ -295,18 +340,35 @@ void PostgresStore::start() {
       if (attempt > 0 || (state != "23505" && state != "42P07")) throw;
     }
   }
+  // A table of an earlier release: its rows start at version 0. IF NOT
+  // EXISTS, for another process migrating it at the same time.
+  if (!columns.empty() && !columns.count("version"))
+    setup->exec("ALTER TABLE " + t + " ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0",
+                options_.timeout, "add the version column");
   Call call(this);
   call.run([](Connection&) { return 0; });  // the pool's first connection: prepares
   collector_.start(options_.gc_interval, [this] { collect(int64_t(std::time(nullptr))); });
 }
 
 bool PostgresStore::load(std::string_view key, int64_t now, std::string* data) {
+  Version ignored;
+  return load_versioned(key, now, data, &ignored);
+}
+
+bool PostgresStore::load_versioned(std::string_view key, int64_t now, std::string* data,
+                                   Version* version) {
   const std::string at = time_text(now);
   Call call(this);
   return call.run([&](Connection& c) {
     Result r = c.prepared("load", {key, at}, -1, options_.timeout, /*binary_result=*/true);
     if (PQntuples(r.get()) == 0) return false;
     data->assign(PQgetvalue(r.get(), 0, 0), size_t(PQgetlength(r.get(), 0, 0)));
+    // A binary integer is big-endian, whatever its width.
+    const char* bytes = PQgetvalue(r.get(), 0, 1);
+    Version v = 0;
+    for (int i = 0; i < PQgetlength(r.get(), 0, 1); ++i)
+      v = (v << 8) | static_cast<unsigned char>(bytes[i]);
+    *version = v;
     return true;
   });
 }
@@ -329,6 +391,27 @@ void PostgresStore::move(std::string_view from, std::string_view to, std::string
   call.run([&](Connection& c) {
     return c.prepared("move", {to, data, expires, from}, 1, options_.timeout);
   });
+}
+
+Commit PostgresStore::save_if(std::string_view from, std::string_view to, std::string_view data,
+                              int64_t now, int64_t ttl, Version expected) {
+  const std::string expires = time_text(now + std::max<int64_t>(ttl, 1));
+  const std::string at = time_text(now);
+  const std::string version = std::to_string(int64_t(expected));  // bigint: signed
+  Call call(this);
+  // Sent again on a new connection when the server closed the old one, like
+  // every statement here. Had the first one committed before the server
+  // went, the second finds the version moved and answers changed: merge
+  // reloads, cas reports a conflict.
+  Result r = call.run([&](Connection& c) {
+    if (from == to)
+      return c.prepared("save_if", {from, data, expires, at, version}, 1, options_.timeout);
+    return c.prepared("move_if", {from, data, expires, at, version, to}, 1, options_.timeout);
+  });
+  if (PQntuples(r.get()) != 1 || PQnfields(r.get()) != 2)
+    fail(Errc::store_unavailable, name_ + ": unexpected answer to the conditional save");
+  auto yes = [&](int column) { return PQgetvalue(r.get(), 0, column)[0] == 't'; };
+  return yes(0) ? Commit::written : yes(1) ? Commit::changed : Commit::gone;
 }
 
 size_t PostgresStore::collect(int64_t now) {

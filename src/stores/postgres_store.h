@@ -3,15 +3,20 @@
 // application_name, may be given in the query too).
 //
 // One row per session: id text primary key, data bytea, expires_at
-// timestamptz with an index; the table is created at open when missing.
-// Saves are upserts (INSERT ... ON CONFLICT), regenerate_id one statement
-// that deletes and inserts, loads ignore expired rows, and a background
-// thread deletes expired rows in bounded batches, so no request waits for it.
+// timestamptz with an index, and a version that every write increments;
+// the table is created at open when missing (and the version column added
+// to a table of an earlier release). Saves are upserts (INSERT ... ON
+// CONFLICT), regenerate_id one statement that deletes and inserts, loads
+// ignore expired rows, and a background thread deletes expired rows in
+// bounded batches, so no request waits for it. save_if is one statement: an
+// UPDATE (or, for a moved ID, a DELETE and an INSERT) conditional on the
+// version, so merge and cas are atomic across every client of the table.
 // libpq connections are not thread-safe: each call leases one, with its
 // prepared statements, from a pool. A connection the server closed is
-// replaced and the statement sent once more (all of them are idempotent),
-// so a restarted server is picked up without reopening the store. Every
-// call is bounded by timeout_ms, also against a server that hangs.
+// replaced and the statement sent once more (all of them are idempotent,
+// save_if up to answering changed for its own write), so a restarted server
+// is picked up without reopening the store. Every call is bounded by
+// timeout_ms, also against a server that hangs.
 #pragma once
 
 #include <chrono>
@@ -46,7 +51,9 @@ class PostgresStore : public Backend {
   explicit PostgresStore(Options options);
   ~PostgresStore() override;
 
-  // Connects, creates the table and index when missing, starts the collector.
+  // Connects, creates the table and index when missing (refuses one of
+  // another layout, adds the version column to one of an earlier release),
+  // starts the collector.
   void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;
@@ -54,6 +61,11 @@ class PostgresStore : public Backend {
   void erase(std::string_view key) override;
   void move(std::string_view from, std::string_view to, std::string_view data, int64_t now,
             int64_t ttl) override;
+  bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                      Version* version) override;
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return true; }
 
   // Deletes every row expired at `now`, in batches; returns how many.
   size_t collect(int64_t now);

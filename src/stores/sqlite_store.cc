@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <set>
 
 #include "error.h"
 #include "builtin_stores.h"
@@ -37,6 +38,9 @@ class SqliteStore::Connection {
   sqlite3_stmt* load = nullptr;
   sqlite3_stmt* save = nullptr;
   sqlite3_stmt* erase = nullptr;
+  sqlite3_stmt* update_if = nullptr;  // save_if, same ID
+  sqlite3_stmt* erase_if = nullptr;   // save_if, moved ID
+  sqlite3_stmt* probe = nullptr;      // a live row's version: changed or gone
   sqlite3_stmt* begin = nullptr;
   sqlite3_stmt* commit = nullptr;
   sqlite3_stmt* rollback = nullptr;
@@ -44,7 +48,8 @@ class SqliteStore::Connection {
 
   explicit Connection(std::string path) : path_(std::move(path)) {}
   ~Connection() {
-    for (sqlite3_stmt* stmt : {load, save, erase, begin, commit, rollback, collect})
+    for (sqlite3_stmt* stmt :
+         {load, save, erase, update_if, erase_if, probe, begin, commit, rollback, collect})
       sqlite3_finalize(stmt);
     sqlite3_close_v2(db);
   }
@@ -76,11 +81,66 @@ class SqliteStore::Connection {
     return stmt;
   }
 
-  // Steps a statement that returns no row.
-  void run(sqlite3_stmt* stmt, const char* what) const {
+  // Steps a statement that returns no row; returns how many rows it changed.
+  int run(sqlite3_stmt* stmt, const char* what) const {
     Reset reset(stmt);
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) fail_with(rc, what);
+    return sqlite3_changes(db);
+  }
+
+  // After a failure between BEGIN and COMMIT; nothing to undo if BEGIN itself
+  // failed. Done before the connection is discarded, which finalizes the
+  // statement.
+  void roll_back() const {
+    Reset reset(rollback);
+    sqlite3_step(rollback);
+  }
+
+  // The column names of `table`, lowercased (SQLite's names are
+  // case-insensitive); empty when there is no such table.
+  std::set<std::string> columns(const std::string& table) const {
+    sqlite3_stmt* stmt = prepare("SELECT name FROM pragma_table_info(?1)");
+    std::set<std::string> names;
+    sqlite3_bind_text(stmt, 1, table.data(), int(table.size()), SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      std::string name = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+      names.insert(std::move(name));
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) fail_with(rc, "cannot read the table's layout");
+    return names;
+  }
+
+  // Creates the table when missing, refuses one of another layout, and adds
+  // the version column to a table written before save_if was (its rows start
+  // at version 0). Looked at first, so that nothing is done to a foreign table.
+  void prepare_table(const std::string& t) const {
+    const std::set<std::string> found = columns(t);
+    for (const char* needed : {"id", "data", "expires_at"})
+      if (!found.empty() && !found.count(needed))
+        fail(Errc::store_unavailable, "sqlite " + path_ + ": table " + t +
+                                          " has another layout (no column " + needed + ")");
+    exec("CREATE TABLE IF NOT EXISTS " + t +
+             " (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, expires_at INTEGER NOT NULL,"
+             " version INTEGER NOT NULL DEFAULT 0);"
+             "CREATE INDEX IF NOT EXISTS " + t + "_expires_at ON " + t + " (expires_at)",
+         "cannot create the table");
+    if (found.empty() || found.count("version")) return;
+    // Looked at again under the write lock: another connection or process
+    // may have added it meanwhile.
+    exec("BEGIN IMMEDIATE", "cannot add the version column");
+    try {
+      if (!columns(t).count("version"))
+        exec("ALTER TABLE " + t + " ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+             "cannot add the version column");
+      exec("COMMIT", "cannot add the version column");
+    } catch (...) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
  private:
@@ -144,15 +204,21 @@ SqliteStore::ConnectionPtr SqliteStore::connect() const {
   c->exec("PRAGMA journal_mode=WAL", "cannot switch to WAL");
   c->exec("PRAGMA synchronous=" + options_.synchronous, "cannot set synchronous");
   const std::string& t = options_.table;  // a safe identifier: checked at open
-  c->exec("CREATE TABLE IF NOT EXISTS " + t +
-              " (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, expires_at INTEGER NOT NULL);"
-              "CREATE INDEX IF NOT EXISTS " + t + "_expires_at ON " + t + " (expires_at)",
-          "cannot create the table");
-  c->load = c->prepare("SELECT data FROM " + t + " WHERE id = ?1 AND expires_at > ?2");
-  c->save = c->prepare("INSERT INTO " + t + " (id, data, expires_at) VALUES (?1, ?2, ?3) "
-                       "ON CONFLICT (id) DO UPDATE SET data = excluded.data, "
-                       "expires_at = excluded.expires_at");
+  c->prepare_table(t);
+  c->load = c->prepare("SELECT data, version FROM " + t + " WHERE id = ?1 AND expires_at > ?2");
+  // Every write gives the row a new version. IDs are never reused, so a new
+  // row may start at 0.
+  c->save = c->prepare("INSERT INTO " + t + " (id, data, expires_at, version) "
+                       "VALUES (?1, ?2, ?3, 0) ON CONFLICT (id) DO UPDATE SET "
+                       "data = excluded.data, expires_at = excluded.expires_at, "
+                       "version = version + 1");
   c->erase = c->prepare("DELETE FROM " + t + " WHERE id = ?1");
+  c->update_if = c->prepare("UPDATE " + t + " SET data = ?2, expires_at = ?3, "
+                            "version = version + 1 "
+                            "WHERE id = ?1 AND version = ?4 AND expires_at > ?5");
+  c->erase_if =
+      c->prepare("DELETE FROM " + t + " WHERE id = ?1 AND version = ?2 AND expires_at > ?3");
+  c->probe = c->prepare("SELECT version FROM " + t + " WHERE id = ?1 AND expires_at > ?2");
   c->begin = c->prepare("BEGIN IMMEDIATE");
   c->commit = c->prepare("COMMIT");
   c->rollback = c->prepare("ROLLBACK");
@@ -167,6 +233,12 @@ void SqliteStore::start() {
 }
 
 bool SqliteStore::load(std::string_view key, int64_t now, std::string* data) {
+  Version ignored;
+  return load_versioned(key, now, data, &ignored);
+}
+
+bool SqliteStore::load_versioned(std::string_view key, int64_t now, std::string* data,
+                                 Version* version) {
   Call call(this);
   sqlite3_stmt* stmt = call->load;
   Reset reset(stmt);
@@ -178,6 +250,7 @@ bool SqliteStore::load(std::string_view key, int64_t now, std::string* data) {
   // Whatever type the column holds, its bytes: a foreign row decodes as malformed.
   const void* bytes = sqlite3_column_blob(stmt, 0);
   data->assign(bytes ? static_cast<const char*>(bytes) : "", size_t(sqlite3_column_bytes(stmt, 0)));
+  *version = Version(sqlite3_column_int64(stmt, 1));
   return true;
 }
 
@@ -224,8 +297,56 @@ void SqliteStore::move(std::string_view from, std::string_view to, std::string_v
     call->run(call->erase, "erase");
     call->run(call->commit, "commit");
   } catch (...) {
-    Reset reset(call->rollback);
-    sqlite3_step(call->rollback);  // nothing to undo if BEGIN itself failed
+    call->roll_back();
+    call.discard();
+    throw;
+  }
+}
+
+Commit SqliteStore::save_if(std::string_view from, std::string_view to, std::string_view data,
+                            int64_t now, int64_t ttl, Version expected) {
+  const int64_t expires = now + std::max<int64_t>(ttl, 1);
+  Call call(this);
+  // One write transaction: the conditional write and, when it matched
+  // nothing, the look at why, so that no other writer comes in between.
+  try {
+    call->run(call->begin, "begin");
+    bool written;
+    if (from == to) {
+      sqlite3_stmt* stmt = call->update_if;
+      sqlite3_bind_text(stmt, 1, from.data(), int(from.size()), SQLITE_STATIC);
+      sqlite3_bind_blob(stmt, 2, data.data(), int(data.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(stmt, 3, expires);
+      sqlite3_bind_int64(stmt, 4, int64_t(expected));
+      sqlite3_bind_int64(stmt, 5, now);
+      written = call->run(stmt, "save_if") == 1;
+    } else {
+      // regenerate_id: the new row is inserted only if the old one was
+      // deleted at the expected version, in the same transaction.
+      sqlite3_stmt* stmt = call->erase_if;
+      sqlite3_bind_text(stmt, 1, from.data(), int(from.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(stmt, 2, int64_t(expected));
+      sqlite3_bind_int64(stmt, 3, now);
+      written = call->run(stmt, "save_if") == 1;
+      if (written) {
+        bind_save(call->save, to, data, expires);
+        call->run(call->save, "save_if");
+      }
+    }
+    bool live = false;
+    if (!written) {
+      sqlite3_stmt* probe = call->probe;
+      Reset reset(probe);
+      sqlite3_bind_text(probe, 1, from.data(), int(from.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(probe, 2, now);
+      const int rc = sqlite3_step(probe);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) call->fail_with(rc, "save_if");
+      live = rc == SQLITE_ROW;
+    }
+    call->run(call->commit, "commit");  // nothing to write when it matched nothing
+    return written ? Commit::written : live ? Commit::changed : Commit::gone;
+  } catch (...) {
+    call->roll_back();
     call.discard();
     throw;
   }
@@ -238,8 +359,7 @@ size_t SqliteStore::collect(int64_t now) {
     sqlite3_stmt* stmt = call->collect;
     sqlite3_bind_int64(stmt, 1, now);
     sqlite3_bind_int(stmt, 2, kCollectBatch);
-    call->run(stmt, "collect");
-    const int batch = sqlite3_changes(call->db);
+    const int batch = call->run(stmt, "collect");
     removed += size_t(batch);
     if (batch < kCollectBatch) return removed;
   }

@@ -7,6 +7,9 @@
 // (with its prepared statements) from a pool. Saves are upserts; loads
 // ignore expired rows; a background thread deletes expired rows in bounded
 // batches, each its own short transaction, so no request waits long for it.
+// Each row has a version that every write increments; save_if is a
+// conditional UPDATE (or DELETE and INSERT, for a moved ID) in one write
+// transaction, so merge and cas are atomic across threads and processes.
 #pragma once
 
 #include <chrono>
@@ -39,7 +42,8 @@ class SqliteStore : public Backend {
   ~SqliteStore() override;
 
   // Opens the database (created when missing), switches it to WAL, creates
-  // the table and its index, and starts the collector.
+  // the table and its index (or adds the version column to a table of an
+  // earlier release), and starts the collector.
   void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;
@@ -47,6 +51,11 @@ class SqliteStore : public Backend {
   void erase(std::string_view key) override;
   void move(std::string_view from, std::string_view to, std::string_view data, int64_t now,
             int64_t ttl) override;
+  bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                      Version* version) override;
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return true; }
 
   // Deletes every row expired at `now`, in batches; returns how many.
   size_t collect(int64_t now);

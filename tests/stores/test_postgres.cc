@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "concurrency.h"
 #include "contract.h"
 #include "postgres_store.h"
 #include "servers.h"
@@ -36,6 +37,45 @@ struct RawPg {
   }
 };
 
+// The store on pg's database, opened directly (not through a Store).
+PostgresStore::Options store_options(const PostgresServer& pg) {
+  PostgresStore::Options options;
+  options.params = {{"host", "127.0.0.1"}, {"port", std::to_string(pg.port)},
+                    {"user", "sessions"}, {"dbname", "postgres"}};
+  return options;
+}
+
+constexpr int kCountThreads = 4, kCountIncrements = 50;
+
+// kCountThreads threads, half on each store, increment a counter in record
+// "n" by load_versioned and save_if, again until written; returns the count
+// (-1 if a call failed: Catch's assertions are not for other threads).
+int64_t count_with_two_stores(PostgresStore& a, PostgresStore& b, int64_t now) {
+  a.save("n", "0", now, 600);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kCountThreads; ++t)
+    threads.emplace_back([&, t] {
+      PostgresStore& store = t % 2 ? a : b;
+      try {
+        for (int i = 0; i < kCountIncrements; ++i) {
+          std::string data;
+          Version version = 0;
+          do {
+            if (!store.load_versioned("n", now, &data, &version)) throw std::runtime_error("lost");
+          } while (store.save_if("n", "n", std::to_string(std::stoll(data) + 1), now, 600,
+                                 version) != Commit::written);
+        }
+      } catch (const std::exception&) {
+        ++failures;
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::string data;
+  if (failures > 0 || !a.load("n", now, &data)) return -1;
+  return std::stoll(data);
+}
+
 }  // namespace
 
 TEST_CASE("postgresql: the store contract") {
@@ -49,6 +89,103 @@ TEST_CASE("postgresql: the store contract") {
     check_round_trip("postgres://sessions@127.0.0.1:" + std::to_string(pg.port) +
                      "/postgres?sslmode=disable&application_name=libsessions-test&table=web");
   }
+}
+
+TEST_CASE("postgresql: parallel requests on one session") {
+  PostgresServer pg;
+  check_concurrency(pg.uri());
+}
+
+// One flow, no sections: each section would start a cluster of its own.
+TEST_CASE("postgresql: save_if writes only at the loaded version, and moves atomically") {
+  PostgresServer pg;
+  RawPg raw(pg.port);
+  PostgresStore store(store_options(pg));
+  store.start();
+  REQUIRE(store.atomic_save_if());
+  const int64_t now = int64_t(std::time(nullptr));
+  std::string data;
+  Version loaded = 0, version = 0;
+  store.save("a", "one", now, 60);
+  REQUIRE(store.load_versioned("a", now, &data, &loaded));
+  CHECK(data == "one");
+  CHECK(store.save_if("a", "a", std::string("t\\wo\0", 5), now, 60, loaded) == Commit::written);
+  REQUIRE(store.load_versioned("a", now, &data, &version));
+  CHECK(data == std::string("t\\wo\0", 5));
+  CHECK(version != loaded);
+
+  // A stale version: changed, nothing written.
+  CHECK(store.save_if("a", "a", "three", now, 60, loaded) == Commit::changed);
+  CHECK(store.save_if("a", "b", "three", now, 60, loaded) == Commit::changed);
+  CHECK(raw.text("SELECT string_agg(id || '=' || encode(data, 'hex'), ',') FROM sessions") ==
+        "a=745c776f00");
+
+  // An expired or deleted row: gone, nothing written.
+  CHECK(store.save_if("a", "a", "three", now + 60, 60, version) == Commit::gone);
+  CHECK(store.save_if("a", "b", "three", now + 60, 60, version) == Commit::gone);
+  CHECK(raw.text("SELECT string_agg(id || '=' || encode(data, 'hex'), ',') FROM sessions") ==
+        "a=745c776f00");
+  store.save("e", "doomed", now, 60);
+  REQUIRE(store.load_versioned("e", now, &data, &loaded));
+  store.erase("e");
+  CHECK(store.save_if("e", "e", "x", now, 60, loaded) == Commit::gone);
+  CHECK(store.save_if("e", "f", "x", now, 60, loaded) == Commit::gone);
+  CHECK(store.save_if("never", "never", "x", now, 60, 0) == Commit::gone);
+  CHECK(raw.text("SELECT count(*) FROM sessions") == "1");
+
+  // A moved ID: the new row written and the old one erased, in one statement.
+  CHECK(store.save_if("a", "b", "moved", now, 60, version) == Commit::written);
+  CHECK_FALSE(store.load("a", now, &data));
+  REQUIRE(store.load("b", now, &data));
+  CHECK(data == "moved");
+
+  // Another writer's transaction holds the row: the move waits for it, then
+  // checks the version that writer committed, and writes nothing.
+  store.save("c", "c0", now, 60);
+  REQUIRE(store.load_versioned("c", now, &data, &loaded));
+  REQUIRE(raw.text("BEGIN; UPDATE sessions SET data = 'c1', version = version + 1 "
+                   "WHERE id = 'c'").rfind("error", 0) != 0);
+  Commit commit = Commit::written;
+  std::thread mover([&] { commit = store.save_if("c", "d", "lost", now, 60, loaded); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  raw.text("COMMIT");
+  mover.join();
+  CHECK(commit == Commit::changed);
+  REQUIRE(store.load("c", now, &data));
+  CHECK(data == "c1");
+  CHECK_FALSE(store.load("d", now, &data));
+
+  // Two stores on the table (two processes, say), none of the core's
+  // in-process turns: every increment counts.
+  PostgresStore other(store_options(pg));
+  other.start();
+  CHECK(count_with_two_stores(store, other, now) == kCountThreads * kCountIncrements);
+}
+
+TEST_CASE("postgresql: a table of an earlier release gets its version column at open") {
+  PostgresServer pg;
+  RawPg raw(pg.port);
+  REQUIRE(raw.text("CREATE TABLE sessions (id text PRIMARY KEY, data bytea NOT NULL, "
+                   "expires_at timestamptz NOT NULL); CREATE INDEX sessions_expires_at_idx ON "
+                   "sessions (expires_at); INSERT INTO sessions VALUES ('old', 'kept', "
+                   "now() + interval '1 hour')").rfind("error", 0) != 0);
+  PostgresStore store(store_options(pg));
+  store.start();
+  CHECK(raw.text("SELECT data_type || ' ' || is_nullable FROM information_schema.columns "
+                 "WHERE table_name = 'sessions' AND column_name = 'version'") == "bigint NO");
+  const int64_t now = int64_t(std::time(nullptr));
+  std::string data;
+  Version version = 1;
+  REQUIRE(store.load_versioned("old", now, &data, &version));
+  CHECK(data == "kept");
+  CHECK(version == 0);
+  CHECK(store.save_if("old", "old", "new", now, 60, version) == Commit::written);
+  CHECK(store.save_if("old", "old", "newer", now, 60, version) == Commit::changed);
+  // Opened again: nothing more to do.
+  PostgresStore again(store_options(pg));
+  again.start();
+  REQUIRE(again.load("old", now, &data));
+  CHECK(data == "new");
 }
 
 TEST_CASE("postgresql: the table, its index, and rows that expire") {
@@ -123,6 +260,10 @@ TEST_CASE("postgresql: a table of that name with another layout is refused at op
   RawPg raw(pg.port);
   raw.text("CREATE TABLE legacy (name text, value text)");
   CHECK(open_error(pg.uri("table=legacy")) == Errc::store_unavailable);
+  // Left as it was: no column added, no index.
+  CHECK(raw.text("SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM "
+                 "information_schema.columns WHERE table_name = 'legacy'") == "name,value");
+  CHECK(raw.text("SELECT count(*) FROM pg_indexes WHERE tablename = 'legacy'") == "0");
 }
 
 TEST_CASE("postgresql: a restart between two requests is invisible to the second") {

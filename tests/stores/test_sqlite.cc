@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -13,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "concurrency.h"
 #include "contract.h"
 #include "servers.h"
 #include "sqlite_store.h"
@@ -39,6 +41,37 @@ struct RawDb {
   int exec(const std::string& sql) { return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr); }
 };
 
+constexpr int kCountThreads = 4, kCountIncrements = 50;
+
+// kCountThreads threads, half on each store, increment a counter in record
+// "n" by load_versioned and save_if, again until written; returns the count
+// (-1 if a call failed: Catch's assertions are not for other threads).
+int64_t count_with_two_stores(SqliteStore& a, SqliteStore& b, int64_t now) {
+  a.save("n", "0", now, 600);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kCountThreads; ++t)
+    threads.emplace_back([&, t] {
+      SqliteStore& store = t % 2 ? a : b;
+      try {
+        for (int i = 0; i < kCountIncrements; ++i) {
+          std::string data;
+          Version version = 0;
+          do {
+            if (!store.load_versioned("n", now, &data, &version)) throw std::runtime_error("lost");
+          } while (store.save_if("n", "n", std::to_string(std::stoll(data) + 1), now, 600,
+                                 version) != Commit::written);
+        }
+      } catch (const std::exception&) {
+        ++failures;
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::string data;
+  if (failures > 0 || !a.load("n", now, &data)) return -1;
+  return std::stoll(data);
+}
+
 }  // namespace
 
 TEST_CASE("sqlite: the store contract") {
@@ -49,6 +82,103 @@ TEST_CASE("sqlite: the store contract") {
   SECTION("concurrent cycles, pool smaller than the threads") {
     check_concurrent_cycles(uri + "?pool=3&synchronous=normal");
   }
+}
+
+TEST_CASE("sqlite: parallel requests on one session") {
+  TempDir dir;
+  check_concurrency("sqlite://" + dir.path() + "/sessions.db?synchronous=normal");
+}
+
+TEST_CASE("sqlite: save_if writes only at the loaded version, and moves atomically") {
+  TempDir dir;
+  SqliteStore store({dir.path() + "/s.db"});
+  store.start();
+  REQUIRE(store.atomic_save_if());
+  RawDb raw(dir.path() + "/s.db");
+  const int64_t now = 1'800'000'000;
+  std::string data;
+  Version loaded = 0, version = 0;
+  store.save("a", "one", now, 60);
+  REQUIRE(store.load_versioned("a", now, &data, &loaded));
+  CHECK(data == "one");
+  CHECK(store.save_if("a", "a", "two", now, 60, loaded) == Commit::written);
+  REQUIRE(store.load_versioned("a", now, &data, &version));
+  CHECK(data == "two");
+  CHECK(version != loaded);
+  SECTION("a stale version: changed, nothing written") {
+    CHECK(store.save_if("a", "a", "three", now, 60, loaded) == Commit::changed);
+    CHECK(store.save_if("a", "b", "three", now, 60, loaded) == Commit::changed);
+    REQUIRE(store.load("a", now, &data));
+    CHECK(data == "two");
+    CHECK_FALSE(store.load("b", now, &data));
+  }
+  SECTION("a deleted or expired row: gone, nothing written") {
+    CHECK(store.save_if("a", "a", "three", now + 60, 60, version) == Commit::gone);  // expired
+    CHECK(store.save_if("a", "b", "three", now + 60, 60, version) == Commit::gone);
+    CHECK(raw.text("SELECT data FROM sessions WHERE id = 'a'") == "two");
+    store.erase("a");
+    CHECK(store.save_if("a", "a", "three", now, 60, version) == Commit::gone);
+    CHECK(store.save_if("never", "never", "x", now, 60, 0) == Commit::gone);
+    CHECK(raw.text("SELECT count(*) FROM sessions") == "0");
+  }
+  SECTION("a moved ID: the new row written and the old one erased, or neither") {
+    CHECK(store.save_if("a", "b", "moved", now, 60, version) == Commit::written);
+    CHECK_FALSE(store.load("a", now, &data));
+    REQUIRE(store.load_versioned("b", now, &data, &version));
+    CHECK(data == "moved");
+    // Another writer holding the write lock: the move waits for it, then
+    // sees the version that writer left.
+    store.save("c", "c0", now, 60);
+    REQUIRE(store.load_versioned("c", now, &data, &loaded));
+    REQUIRE(raw.exec("BEGIN IMMEDIATE; UPDATE sessions SET data = 'c1', version = version + 1 "
+                     "WHERE id = 'c'") == SQLITE_OK);
+    std::thread commit_later([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      raw.exec("COMMIT");
+    });
+    CHECK(store.save_if("c", "d", "lost", now, 60, loaded) == Commit::changed);
+    commit_later.join();
+    REQUIRE(store.load("c", now, &data));
+    CHECK(data == "c1");
+    CHECK_FALSE(store.load("d", now, &data));
+  }
+  SECTION("two stores on the file (two processes, say), none of the core's turns") {
+    SqliteStore::Options options{dir.path() + "/s.db"};
+    options.synchronous = "NORMAL";
+    SqliteStore a(options), b(options);
+    a.start();
+    b.start();
+    CHECK(count_with_two_stores(a, b, now) == kCountThreads * kCountIncrements);
+  }
+}
+
+TEST_CASE("sqlite: a table of an earlier release gets its version column at open") {
+  TempDir dir;
+  const std::string path = dir.path() + "/s.db";
+  {
+    RawDb old(path);
+    REQUIRE(old.exec("CREATE TABLE sessions (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, "
+                     "expires_at INTEGER NOT NULL); CREATE INDEX sessions_expires_at ON "
+                     "sessions (expires_at); INSERT INTO sessions VALUES ('old', 'kept', "
+                     "1800000060)") == SQLITE_OK);
+  }
+  SqliteStore store({path});
+  store.start();
+  RawDb raw(path);
+  CHECK(raw.text("SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'version'") ==
+        "1");
+  std::string data;
+  Version version = 1;
+  REQUIRE(store.load_versioned("old", 1'800'000'000, &data, &version));
+  CHECK(data == "kept");
+  CHECK(version == 0);
+  CHECK(store.save_if("old", "old", "new", 1'800'000'000, 60, version) == Commit::written);
+  CHECK(store.save_if("old", "old", "newer", 1'800'000'000, 60, version) == Commit::changed);
+  // Opened again: nothing more to do.
+  SqliteStore again({path});
+  again.start();
+  REQUIRE(again.load("old", 1'800'000'000, &data));
+  CHECK(data == "new");
 }
 
 TEST_CASE("sqlite: WAL mode, the table and its expiry index") {
@@ -149,10 +279,12 @@ TEST_CASE("sqlite: bad locations and files that are not databases") {
   CHECK(open_error("sqlite:///nonexistent-dir/x/s.db") == Errc::store_unavailable);
   std::ofstream(dir.path() + "/junk.db") << std::string(8192, 'j');
   CHECK(open_error("sqlite://" + dir.path() + "/junk.db") == Errc::store_unavailable);
-  // A table of that name with another layout.
+  // A table of that name with another layout, left as it was.
   RawDb raw(dir.path() + "/other.db");
   raw.exec("CREATE TABLE sessions (name TEXT, value TEXT)");
   CHECK(open_error("sqlite://" + dir.path() + "/other.db") == Errc::store_unavailable);
+  CHECK(raw.text("SELECT group_concat(name) FROM pragma_table_info('sessions')") == "name,value");
+  CHECK(raw.text("SELECT count(*) FROM sqlite_master WHERE type = 'index'") == "0");
   CHECK(open_error("sqlite://" + dir.path() + "/s.db?synchronous=sometimes") == Errc::bad_option);
   CHECK(open_error("sqlite://" + dir.path() + "/s.db?prefix=x") == Errc::bad_option);
 }
