@@ -2,11 +2,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <utility>
@@ -61,7 +63,64 @@ bool write_all(int fd, std::string_view data) {
   return true;
 }
 
+// Which lock file guards `key`. FNV-1a, not std::hash: every process that
+// shares the directory, whatever library built it, must pick the same one.
+size_t stripe_of(std::string_view key) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return size_t(h % FileStore::kLockStripes);
+}
+
+std::string lock_name(size_t stripe) {
+  char name[8];
+  std::snprintf(name, sizeof name, "%02zu", stripe);
+  return name;
+}
+
 }  // namespace
+
+// Exclusive locks on the stripes of one or two keys, held until destroyed.
+// flock(2) excludes other processes and, since each lock opens the file
+// anew (a lock belongs to an open file description), other threads of this
+// one too; a descriptor opened once and shared, or inherited by fork(),
+// would exclude neither. Two stripes are taken in increasing order, so two
+// moves between the same stripes cannot wait on each other. A lock ends
+// with its process: a crash leaves none behind.
+class FileStore::StripeLocks {
+ public:
+  StripeLocks(const FileStore& store, std::string_view a, std::string_view b) {
+    size_t first = stripe_of(a), second = stripe_of(b);
+    if (first > second) std::swap(first, second);
+    fds_[0] = lock(store, first);
+    if (second != first) fds_[1] = lock(store, second);
+  }
+  ~StripeLocks() {
+    for (int fd : fds_)
+      if (fd >= 0) ::close(fd);  // and the lock with it
+  }
+  StripeLocks(const StripeLocks&) = delete;
+  StripeLocks& operator=(const StripeLocks&) = delete;
+
+ private:
+  int lock(const FileStore& store, size_t stripe) {
+    const std::string name = lock_name(stripe);
+    const std::string path = store.dir_ + "/" + kLockDir + "/" + name;
+    // O_CREAT: a lock file someone removed while no process held it is
+    // simply made again.
+    int fd = ::openat(store.locks_fd_, name.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                      0600);
+    if (fd < 0) fail_errno("cannot open lock file " + path, errno);
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      fail_errno("cannot lock " + path, err);
+    }
+    return fd;
+  }
+
+  int fds_[2] = {-1, -1};
+};
 
 std::unique_ptr<FileStore> FileStore::open(const std::string& location, OptionList* list) {
   // file:///abs/dir (empty authority) or file:/abs/dir.
@@ -85,11 +144,22 @@ void FileStore::start() {
   if (dir_fd_ < 0) fail_errno("cannot open directory " + dir_, errno);
   if (::faccessat(dir_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0)
     fail_errno("directory " + dir_ + " is not writable", errno);
+  const std::string locks = dir_ + "/" + kLockDir;
+  if (::mkdirat(dir_fd_, kLockDir, 0700) != 0 && errno != EEXIST)
+    fail_errno("cannot create directory " + locks, errno);
+  locks_fd_ = ::openat(dir_fd_, kLockDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (locks_fd_ < 0) fail_errno("cannot open directory " + locks, errno);
+  for (size_t stripe = 0; stripe < kLockStripes; ++stripe) {
+    const std::string name = lock_name(stripe);
+    Fd fd(::openat(locks_fd_, name.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd.get() < 0) fail_errno("cannot create lock file " + locks + "/" + name, errno);
+  }
   collector_.start(options_.gc_interval, [this] { collect(int64_t(std::time(nullptr))); });
 }
 
 FileStore::~FileStore() {
   collector_.stop();  // it uses dir_fd_
+  if (locks_fd_ >= 0) ::close(locks_fd_);
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
@@ -127,8 +197,8 @@ bool FileStore::load(std::string_view key, int64_t now, std::string* data) {
   return true;
 }
 
-void FileStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
-  const std::string name = path_for(key);
+std::string FileStore::write_temp(const std::string& name, std::string_view data, int64_t now,
+                                  int64_t ttl) {
   unsigned char nonce[8];
   random_bytes(nonce, sizeof nonce);
   std::string temp(kTempPrefix);
@@ -148,14 +218,69 @@ void FileStore::save(std::string_view key, std::string_view data, int64_t now, i
   if (::futimens(fd.get(), times) != 0) abandon("cannot set the expiry of " + dir_ + "/" + temp);
   if (options_.fsync && ::fsync(fd.get()) != 0) abandon("cannot fsync " + dir_ + "/" + temp);
   if (::close(fd.release()) != 0) abandon("cannot write " + dir_ + "/" + temp);
-  if (::renameat(dir_fd_, temp.c_str(), dir_fd_, name.c_str()) != 0)
-    abandon("cannot rename into " + dir_ + "/" + name);
-  // The rename itself is durable once the directory is synced.
-  if (options_.fsync && ::fsync(dir_fd_) != 0) fail_errno("cannot fsync " + dir_, errno);
+  return temp;
 }
 
+// The version of a file is content_version() of its bytes, read under the
+// lock: the store reads whole files anyway, and a digest does not repeat
+// for a different record. What the file system keeps would not do: inode
+// numbers are reused as soon as a file is removed (every save makes a new
+// one), and the modification time holds the expiry, in whole seconds, which
+// two saves within a second share. Bytes that come back identical (A, then
+// B, then A again) are the same record, so a save onto them loses nothing.
+Commit FileStore::commit(std::string_view from, std::string_view to, std::string_view data,
+                         int64_t now, int64_t ttl, const Version* expected) {
+  const std::string from_name = path_for(from), to_name = path_for(to);
+  const std::string temp = write_temp(to_name, data, now, ttl);
+  Commit result = Commit::written;
+  try {
+    StripeLocks locks(*this, from, to);
+    if (expected) {
+      std::string current;
+      Version version = 0;
+      if (!load_versioned(from, now, &current, &version)) result = Commit::gone;
+      else if (version != *expected) result = Commit::changed;
+    }
+    if (result == Commit::written) {
+      if (::renameat(dir_fd_, temp.c_str(), dir_fd_, to_name.c_str()) != 0)
+        fail_errno("cannot rename into " + dir_ + "/" + to_name, errno);
+      // After the rename: a reader sees the old file, both, or the new one.
+      if (from_name != to_name && ::unlinkat(dir_fd_, from_name.c_str(), 0) != 0 &&
+          errno != ENOENT)
+        fail_errno("cannot remove " + dir_ + "/" + from_name, errno);
+    }
+  } catch (...) {
+    ::unlinkat(dir_fd_, temp.c_str(), 0);  // ENOENT once renamed: harmless
+    throw;
+  }
+  if (result != Commit::written) {
+    ::unlinkat(dir_fd_, temp.c_str(), 0);
+    return result;
+  }
+  // The rename itself is durable once the directory is synced.
+  if (options_.fsync && ::fsync(dir_fd_) != 0) fail_errno("cannot fsync " + dir_, errno);
+  return result;
+}
+
+void FileStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
+  commit(key, key, data, now, ttl, nullptr);
+}
+
+void FileStore::move(std::string_view from, std::string_view to, std::string_view data,
+                     int64_t now, int64_t ttl) {
+  commit(from, to, data, now, ttl, nullptr);
+}
+
+Commit FileStore::save_if(std::string_view from, std::string_view to, std::string_view data,
+                          int64_t now, int64_t ttl, Version expected) {
+  return commit(from, to, data, now, ttl, &expected);
+}
+
+// Under the lock: a save_if that found the record before the erase cannot
+// write it back after, so a destroyed session stays destroyed.
 void FileStore::erase(std::string_view key) {
   const std::string name = path_for(key);
+  StripeLocks locks(*this, key, key);
   if (::unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT)
     fail_errno("cannot remove " + dir_ + "/" + name, errno);
 }
@@ -173,7 +298,9 @@ size_t FileStore::collect(int64_t now) {
   while (dirent* entry = ::readdir(dir)) {
     std::string_view name = entry->d_name;
     const bool temp = name.rfind(kTempPrefix, 0) == 0;
-    if (!temp && !is_safe_key(name)) continue;  // not ours: ".", "..", anything else
+    // Not a record: ".", "..", .locks (its files must stay: a process may
+    // hold one), anything else.
+    if (!temp && !is_safe_key(name)) continue;
     struct stat st;
     if (::fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
       continue;

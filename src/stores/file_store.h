@@ -8,6 +8,13 @@
 // removes them, so no request waits for the collection. Several processes
 // may share the directory: names of temporary files are random, renames are
 // atomic, and collectors tolerate each other.
+//
+// Writers of one session take turns, across threads and processes, under an
+// flock(2) on one of kLockStripes lock files in <dir>/.locks, chosen by a
+// hash of the key: save_if checks the record and renames its new file over
+// it under that lock, so concurrency=merge and cas are atomic; save, erase
+// and a moved ID take the same locks. Only the check and the rename are
+// under it: the new file is written and synced before.
 #pragma once
 
 #include <chrono>
@@ -27,6 +34,10 @@ class FileStore : public Backend {
   static constexpr int64_t kCollectGrace = 60;
   // Temporary files older than this were left by a crash.
   static constexpr int64_t kAbandonedTempAge = 3600;
+  // Lock files in <dir>/.locks, however many sessions there are: two
+  // sessions share one with probability 1/64, and then only take turns.
+  static constexpr size_t kLockStripes = 64;
+  static constexpr const char* kLockDir = ".locks";
 
   struct Options {
     bool fsync = true;                       // fsync file and directory before a save returns
@@ -39,23 +50,41 @@ class FileStore : public Backend {
   ~FileStore() override;
 
   // Creates the directory (mode 0700) when missing, checks that it is
-  // writable, and starts the collector thread.
+  // writable, creates the lock files, and starts the collector thread.
   void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;
   void save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) override;
   void erase(std::string_view key) override;
+  void move(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+            int64_t ttl) override;
+  // The version is the default, content_version() of the file's bytes: see
+  // commit() in the .cc for why that is the right one here.
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return true; }
 
   // One collection pass as of `now` (real time in the background thread).
   // Returns how many files it removed.
   size_t collect(int64_t now);
 
  private:
+  class StripeLocks;
   std::string path_for(std::string_view key) const;
+  // Writes data into a new temporary file for `name`, with its expiry and
+  // synced; returns the temporary file's name.
+  std::string write_temp(const std::string& name, std::string_view data, int64_t now,
+                         int64_t ttl);
+  // Writes data under `to` and removes `from` if it differs, the rename and
+  // the removal under both keys' locks; with `expected`, only if `from` is
+  // still at that version, and otherwise nothing.
+  Commit commit(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                int64_t ttl, const Version* expected);
 
   std::string dir_;
   Options options_;
   int dir_fd_ = -1;  // for fsync of renames
+  int locks_fd_ = -1;  // <dir>/.locks
   Collector collector_;  // last: stopped before the rest is destroyed
 };
 

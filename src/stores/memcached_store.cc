@@ -3,8 +3,8 @@
 #include <libmemcached/memcached.h>
 
 #include <charconv>
-#include <cstdlib>
 #include <ctime>
+#include <string_view>
 
 #include "error.h"
 #include "builtin_stores.h"
@@ -42,7 +42,8 @@ class MemcachedStore::Call {
 
   // Runs op(client). A reused client whose connection the server closed
   // since its last use (a restart) fails at once: op runs once more on a new
-  // client. Every operation the store sends is idempotent.
+  // client. Every operation the store sends is idempotent (a CAS write
+  // nearly: see cas_write).
   template <typename Op>
   memcached_return_t run(Op&& op) {
     memcached_return_t rc = op(get());
@@ -124,6 +125,7 @@ MemcachedStore::MemcachedStore(const Options& options)
                                std::string(memcached_strerror(nullptr, rc)));
   };
   behave(MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, 1);
+  behave(MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1);  // gets return each item's CAS value
   behave(MEMCACHED_BEHAVIOR_DISTRIBUTION, MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA);
   behave(MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
   behave(MEMCACHED_BEHAVIOR_TCP_KEEPALIVE, 1);
@@ -147,50 +149,72 @@ void MemcachedStore::start() {
   // Every server's item size limit (memcached -I), which also checks that
   // all of them answer. A set over the limit is refused here, before it is
   // sent: memcached drops the key's current value when it refuses a set.
-  size_t smallest = 0;
+  // And whether they all keep CAS values (not with -C).
+  struct Settings {
+    size_t smallest = 0;
+    bool cas_enabled = true;
+  } settings;
   auto on_stat = [](const memcached_instance_st*, const char* key, size_t key_length,
                     const char* value, size_t value_length, void* context) {
-    if (std::string_view(key, key_length) == "item_size_max") {
+    Settings& settings = *static_cast<Settings*>(context);
+    const std::string_view name(key, key_length), text(value, value_length);
+    if (name == "item_size_max") {
       size_t limit = 0;
       std::from_chars(value, value + value_length, limit);
-      size_t& smallest = *static_cast<size_t*>(context);
-      if (limit && (smallest == 0 || limit < smallest)) smallest = limit;
+      if (limit && (settings.smallest == 0 || limit < settings.smallest)) settings.smallest = limit;
+    } else if (name == "cas_enabled" && text == "no") {
+      settings.cas_enabled = false;
     }
     return MEMCACHED_SUCCESS;
   };
-  memcached_return_t rc = memcached_stat_execute(call.get(), "settings", on_stat, &smallest);
+  memcached_return_t rc = memcached_stat_execute(call.get(), "settings", on_stat, &settings);
   if (rc != MEMCACHED_SUCCESS) call.fail_with(rc, "settings check");
   // Room for the item header, the key and the CAS value.
-  if (smallest > kItemOverhead) max_value_bytes_ = smallest - kItemOverhead;
+  if (settings.smallest > kItemOverhead) max_value_bytes_ = settings.smallest - kItemOverhead;
+  cas_enabled_ = settings.cas_enabled;
 }
 
 MemcachedStore::~MemcachedStore() = default;
 
-bool MemcachedStore::load(std::string_view key, int64_t, std::string* data) {
-  const std::string full_key = options_.prefix + std::string(key);
-  Call call(this);
-  size_t length = 0;
-  uint32_t flags = 0;
-  char* value = nullptr;
+// memcached_get() gives no CAS value: this is the same single-key get as
+// memcached_mget() (the key and a no-op in one write, so one round trip),
+// read through a result object, which holds it. The loop reads the item,
+// if any, then the no-op's reply that ends the batch, so the client is left
+// with nothing pending.
+bool MemcachedStore::get_with_cas(Call& call, const std::string& full_key, std::string* data,
+                                  Version* cas) {
+  bool found = false;
   memcached_return_t rc = call.run([&](memcached_st* mc) {
-    memcached_return_t result = MEMCACHED_SUCCESS;
-    std::free(value);
-    value = memcached_get(mc, full_key.data(), full_key.size(), &length, &flags, &result);
-    return result;
+    found = false;
+    const char* keys[] = {full_key.data()};
+    const size_t lengths[] = {full_key.size()};
+    memcached_return_t result_rc = memcached_mget(mc, keys, lengths, 1);
+    if (memcached_failed(result_rc)) {
+      // As memcached_get() does: the client's own error is the precise one
+      // (a lost connection rather than "some errors"), which run() needs.
+      memcached_return_t last = memcached_last_error(mc);
+      return last != MEMCACHED_SUCCESS ? last : result_rc;
+    }
+    memcached_result_st result;
+    if (!memcached_result_create(mc, &result)) return MEMCACHED_MEMORY_ALLOCATION_FAILURE;
+    while (memcached_fetch_result(mc, &result, &result_rc)) {
+      const char* value = memcached_result_value(&result);
+      data->assign(value ? value : "", memcached_result_length(&result));
+      *cas = memcached_result_cas(&result);
+      found = true;
+    }
+    memcached_result_free(&result);
+    if (result_rc == MEMCACHED_END || result_rc == MEMCACHED_NOTFOUND)
+      return found ? MEMCACHED_SUCCESS : MEMCACHED_NOTFOUND;
+    return result_rc;
   });
   if (rc == MEMCACHED_NOTFOUND) return false;
-  if (rc != MEMCACHED_SUCCESS) {
-    std::free(value);
-    call.fail_with(rc, "get");
-  }
-  data->assign(value ? value : "", length);
-  std::free(value);
+  if (rc != MEMCACHED_SUCCESS) call.fail_with(rc, "get");
   return true;
 }
 
-void MemcachedStore::save(std::string_view key, std::string_view data, int64_t, int64_t ttl) {
-  const std::string full_key = options_.prefix + std::string(key);
-  Call call(this);
+void MemcachedStore::set(Call& call, const std::string& full_key, std::string_view data,
+                         int64_t ttl) {
   const time_t expiry = expiry_for(ttl);
   memcached_return_t rc = call.run([&](memcached_st* mc) {
     return memcached_set(mc, full_key.data(), full_key.size(), data.data(), data.size(), expiry, 0);
@@ -198,13 +222,86 @@ void MemcachedStore::save(std::string_view key, std::string_view data, int64_t, 
   if (rc != MEMCACHED_SUCCESS) call.fail_with(rc, "set");
 }
 
-void MemcachedStore::erase(std::string_view key) {
-  const std::string full_key = options_.prefix + std::string(key);
-  Call call(this);
+// A write that the server applies only while the item's CAS value is still
+// `expected`. run() sends it again on a new client when a reused one lost
+// its connection; had the first been applied, the second answers "changed"
+// for a write that landed. That takes a connection broken between the
+// server's write and its reply; a restart, the common case, breaks it
+// before (and a server that dies after the write loses the item anyway).
+Commit MemcachedStore::cas_write(Call& call, const std::string& full_key, std::string_view data,
+                                 int64_t ttl, Version expected) {
+  const time_t expiry = expiry_for(ttl);
+  memcached_return_t rc = call.run([&](memcached_st* mc) {
+    return memcached_cas(mc, full_key.data(), full_key.size(), data.data(), data.size(), expiry,
+                         0, expected);
+  });
+  if (rc == MEMCACHED_SUCCESS) return Commit::written;
+  if (rc == MEMCACHED_DATA_EXISTS) return Commit::changed;
+  if (rc == MEMCACHED_NOTFOUND) return Commit::gone;
+  call.fail_with(rc, "cas");
+}
+
+void MemcachedStore::remove(Call& call, const std::string& full_key) {
   memcached_return_t rc = call.run([&](memcached_st* mc) {
     return memcached_delete(mc, full_key.data(), full_key.size(), 0);
   });
   if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND) call.fail_with(rc, "delete");
+}
+
+bool MemcachedStore::load(std::string_view key, int64_t, std::string* data) {
+  Call call(this);
+  Version ignored = 0;
+  return get_with_cas(call, options_.prefix + std::string(key), data, &ignored);
+}
+
+bool MemcachedStore::load_versioned(std::string_view key, int64_t now, std::string* data,
+                                    Version* version) {
+  // Without CAS values every item's is 0: the bytes' digest instead.
+  if (!cas_enabled_) return Backend::load_versioned(key, now, data, version);
+  Call call(this);
+  return get_with_cas(call, options_.prefix + std::string(key), data, version);
+}
+
+void MemcachedStore::save(std::string_view key, std::string_view data, int64_t, int64_t ttl) {
+  Call call(this);
+  set(call, options_.prefix + std::string(key), data, ttl);
+}
+
+void MemcachedStore::erase(std::string_view key) {
+  Call call(this);
+  remove(call, options_.prefix + std::string(key));
+}
+
+// A moved ID (from != to) spans two keys, likely on two servers, and
+// memcached has no transaction over them. The old item is claimed instead:
+// its own bytes are written back under `expected` (one more get fetches
+// them). A failed claim writes nothing. A successful one changes the old
+// item's CAS value, so every other request holding the version this one
+// loaded now fails (changed: merge reloads, cas reports a conflict), while
+// the old ID's content stays as it was: the new record, which may hold the
+// login regenerate_id was called for, never appears under the old ID. Then
+// the new key is set and the old deleted, so a reader sees the old item,
+// both, or the new one, never neither. What stays open: a request that
+// loads the old item after the claim and saves it before the delete is
+// acknowledged and then deleted with it; it raced the move, which ends that
+// ID (memcached's delete takes no CAS value, so it cannot be refused).
+Commit MemcachedStore::save_if(std::string_view from, std::string_view to, std::string_view data,
+                               int64_t now, int64_t ttl, Version expected) {
+  if (!cas_enabled_) return Backend::save_if(from, to, data, now, ttl, expected);
+  const std::string from_key = options_.prefix + std::string(from);
+  Call call(this);
+  if (from == to) return cas_write(call, from_key, data, ttl, expected);
+  std::string current;
+  Version version = 0;
+  if (!get_with_cas(call, from_key, &current, &version)) return Commit::gone;
+  if (version != expected) return Commit::changed;
+  // The claim keeps `ttl`: if the steps below fail, the old ID lives on,
+  // unchanged, instead of the session ending before its time.
+  const Commit claim = cas_write(call, from_key, current, ttl, expected);
+  if (claim != Commit::written) return claim;
+  set(call, options_.prefix + std::string(to), data, ttl);
+  remove(call, from_key);
+  return Commit::written;
 }
 
 Scheme memcached_scheme() {

@@ -9,6 +9,12 @@
 // restarted server serves the next request. Memcached has no transactions:
 // regenerate_id saves the new key before deleting the old, so a reader may
 // briefly see both, never neither.
+//
+// concurrency=merge and cas use memcached's CAS values (one per item, changed
+// by every write): a load fetches the item's, save_if is a CAS write, and
+// the server checks it, so it is atomic (save_if() explains a moved ID). A
+// server started with -C keeps no CAS values: the store then falls back to
+// the default, non-atomic, reload-and-compare save_if.
 #pragma once
 
 #include <chrono>
@@ -47,6 +53,13 @@ class MemcachedStore : public Backend {
   void save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) override;
   void erase(std::string_view key) override;
 
+  // The version is the item's CAS value, fetched with it in one round trip.
+  bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                      Version* version) override;
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return cas_enabled_; }
+
  private:
   struct ClientCloser {
     void operator()(memcached_st* mc) const;
@@ -54,9 +67,17 @@ class MemcachedStore : public Backend {
   using Client = std::unique_ptr<memcached_st, ClientCloser>;
   class Call;
 
+  // One operation each on the leased client; full_key includes the prefix.
+  bool get_with_cas(Call& call, const std::string& full_key, std::string* data, Version* cas);
+  void set(Call& call, const std::string& full_key, std::string_view data, int64_t ttl);
+  Commit cas_write(Call& call, const std::string& full_key, std::string_view data, int64_t ttl,
+                   Version expected);
+  void remove(Call& call, const std::string& full_key);
+
   Options options_;
   std::string name_;
   size_t max_value_bytes_ = (size_t(1) << 20) - 512;  // memcached's default -I 1m
+  bool cas_enabled_ = true;  // false when a server runs with -C (read by start())
   Client template_;  // configured once; the pool's clients are its clones
   Pool<Client> pool_;
 };

@@ -2,11 +2,15 @@
 #include <catch2/catch.hpp>
 #include <libmemcached/memcached.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
+#include "concurrency.h"
 #include "contract.h"
 #include "harness.h"
+#include "memcached_store.h"
 #include "servers.h"
 
 using namespace sessions::internal;
@@ -32,6 +36,14 @@ uint64_t items_on(const MemcachedServer& server) {
   memcached_stat_free(mc, stats);
   memcached_free(mc);
   return items;
+}
+
+std::unique_ptr<MemcachedStore> backend_on(int port) {
+  MemcachedStore::Options options;
+  options.servers = {{"127.0.0.1", port}};
+  auto store = std::make_unique<MemcachedStore>(options);
+  store->start();
+  return store;
 }
 
 
@@ -125,4 +137,83 @@ TEST_CASE("memcached: a restart between two requests is not an error") {
     CHECK(rc == Errc::ok);
   }
   b.request([&](Request& r) { CHECK(*r.session(f.store, "sid").get("user_id") == Value(55)); });
+}
+
+TEST_CASE("memcached: parallel requests on one session") {
+  // Two servers: a moved ID usually changes server too.
+  MemcachedServer a, b;
+  check_concurrency(uri_for({&a, &b}));
+}
+
+TEST_CASE("memcached: save_if is a CAS write") {
+  MemcachedServer mc;
+  auto store = backend_on(mc.port);
+  CHECK(store->atomic_save_if());
+  store->save("a", "one", 0, 60);
+  std::string data;
+  Version loaded = 0;
+  REQUIRE(store->load_versioned("a", 0, &data, &loaded));
+  CHECK(data == "one");
+
+  SECTION("a stale version is refused and nothing is written") {
+    store->save("a", "two", 0, 60);
+    CHECK(store->save_if("a", "a", "three", 0, 60, loaded) == Commit::changed);
+    REQUIRE(store->load("a", 0, &data));
+    CHECK(data == "two");
+    // The server's version, not the bytes': the same bytes again are a new one.
+    store->save("a", "one", 0, 60);
+    CHECK(store->save_if("a", "a", "three", 0, 60, loaded) == Commit::changed);
+    Version latest = 0;
+    REQUIRE(store->load_versioned("a", 0, &data, &latest));
+    CHECK(store->save_if("a", "a", "three", 0, 60, latest) == Commit::written);
+    Version written = 0;
+    REQUIRE(store->load_versioned("a", 0, &data, &written));
+    CHECK(data == "three");
+    CHECK(written != latest);
+  }
+  SECTION("a deleted record is gone, and stays deleted") {
+    store->erase("a");
+    CHECK(store->save_if("a", "a", "two", 0, 60, loaded) == Commit::gone);
+    CHECK_FALSE(store->load("a", 0, &data));
+  }
+  SECTION("a moved ID: the old record is checked, the new written, the old deleted") {
+    store->save("a", "two", 0, 60);
+    CHECK(store->save_if("a", "b", "moved", 0, 60, loaded) == Commit::changed);
+    CHECK_FALSE(store->load("b", 0, &data));
+    REQUIRE(store->load("a", 0, &data));
+    CHECK(data == "two");
+
+    REQUIRE(store->load_versioned("a", 0, &data, &loaded));
+    CHECK(store->save_if("a", "b", "moved", 0, 60, loaded) == Commit::written);
+    CHECK_FALSE(store->load("a", 0, &data));
+    REQUIRE(store->load("b", 0, &data));
+    CHECK(data == "moved");
+    // A request still holding the old ID finds it ended.
+    CHECK(store->save_if("a", "a", "late", 0, 60, loaded) == Commit::gone);
+    CHECK(store->save_if("a", "c", "late", 0, 60, loaded) == Commit::gone);
+    CHECK_FALSE(store->load("c", 0, &data));
+  }
+}
+
+TEST_CASE("memcached: a server without CAS values (-C) falls back to comparing the bytes") {
+  const int port = free_port();
+  std::vector<std::string> argv = {"memcached", "-l", "127.0.0.1", "-p", std::to_string(port),
+                                   "-U", "0", "-C"};
+  if (::geteuid() == 0) argv.insert(argv.end(), {"-u", "root"});
+  ServerProcess server(argv, port);
+  server.start();
+  auto store = backend_on(port);
+  // Its CAS writes would all succeed (every item's value is 0): not atomic.
+  CHECK_FALSE(store->atomic_save_if());
+  store->save("a", "one", 0, 60);
+  std::string data;
+  Version loaded = 0;
+  REQUIRE(store->load_versioned("a", 0, &data, &loaded));
+  CHECK(loaded == content_version("one"));
+  store->save("a", "two", 0, 60);
+  CHECK(store->save_if("a", "a", "three", 0, 60, loaded) == Commit::changed);
+  REQUIRE(store->load_versioned("a", 0, &data, &loaded));
+  CHECK(store->save_if("a", "a", "three", 0, 60, loaded) == Commit::written);
+  REQUIRE(store->load("a", 0, &data));
+  CHECK(data == "three");
 }
