@@ -59,6 +59,10 @@ std::unique_ptr<sessions::internal::Backend> make_from_factory(const std::string
 
 extern "C" {
 
+void sess_sink_set_version(sess_sink* sink, uint64_t version) {
+  if (sink) sink->version = version;
+}
+
 int sess_sink_write(sess_sink* sink, const void* data, size_t len) {
   if (!sink || (!data && len)) return SESS_E_INVALID_ARGUMENT;
   if (sink->overflowed || len > sink->limit - std::min(sink->limit, sink->out->size())) {

@@ -347,6 +347,68 @@ void check_threads(const Kit& kit) {
                             " cycles from 8 threads saw another session's data or failed");
 }
 
+// Parallel requests on one session: under merge (the default) each thread's
+// own keys all survive; under cas, increments retried on SESS_E_CONFLICT
+// reach the exact total.
+void check_parallel(const Kit& kit) {
+  constexpr int kThreads = 8, kRounds = 25, kIncrements = 10;
+  {
+    sessions::Store store = kit.open();
+    Browser owner;
+    log_in(store, &owner);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&, t] {
+        Browser b;
+        for (int round = 0; round < kRounds; ++round) {
+          b.set_jar(owner.jar());
+          if (b.request(store, [&](sessions::Session& s) {
+                s.set_int("t" + std::to_string(t) + "." + std::to_string(round), round);
+              }) != SESS_OK)
+            ++failures;
+        }
+      });
+    for (auto& thread : threads) thread.join();
+    int missing = 0;
+    owner.request(store, [&](sessions::Session& s) {
+      for (int t = 0; t < kThreads; ++t)
+        for (int round = 0; round < kRounds; ++round)
+          if (s.get_int("t" + std::to_string(t) + "." + std::to_string(round)) != round) ++missing;
+    });
+    expect(failures == 0 && missing == 0,
+           "8 parallel requests on one session (concurrency=merge): " +
+               std::to_string(failures.load()) + " failed, " + std::to_string(missing) + " of " +
+               std::to_string(kThreads * kRounds) + " keys lost");
+  }
+  sessions::Store store = kit.open({{"concurrency", "cas"}});
+  Browser owner;
+  log_in(store, &owner);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      Browser b;
+      for (int i = 0; i < kIncrements; ++i) {
+        int rc = SESS_E_CONFLICT;
+        for (int attempt = 0; rc == SESS_E_CONFLICT && attempt < 1000; ++attempt) {
+          b.set_jar(owner.jar());
+          rc = b.request(store, [](sessions::Session& s) {
+            s.set_int("n", s.get_int("n").value_or(0) + 1);
+          });
+        }
+        if (rc != SESS_OK) ++failures;
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  int64_t n = -1;
+  owner.request(store, [&](sessions::Session& s) { n = s.get_int("n").value_or(0); });
+  expect(failures == 0 && n == kThreads * kIncrements,
+         "8 parallel increments under concurrency=cas with retries reached " + std::to_string(n) +
+             ", not " + std::to_string(kThreads * kIncrements) + " (" +
+             std::to_string(failures.load()) + " failed)");
+}
+
 void check_down_at_open(const Kit& kit) {
   kit.call(kit.hooks().stop, "stop");
   int rc = SESS_OK;
@@ -421,7 +483,8 @@ const Check kChecks[] = {
     {"round_trip", check_round_trip, always},   {"expiry", check_expiry, always},
     {"regenerate", check_regenerate, always},   {"destroy", check_destroy, always},
     {"oversized", check_oversized, always},     {"hash_keys", check_hash_keys, always},
-    {"threads", check_threads, always},         {"down_at_open", check_down_at_open, stoppable},
+    {"threads", check_threads, always},         {"parallel", check_parallel, always},
+    {"down_at_open", check_down_at_open, stoppable},
     {"killed", check_killed, stoppable},        {"hung", check_hung, pausable},
 };
 

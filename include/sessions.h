@@ -318,9 +318,20 @@ SESS_API int sess_flashes_json(sess_session *s, const char *kind, char **out, si
  *    the new, never a mix), or returns SESS_E_VALUE_TOO_LARGE having saved
  *    nothing; erase of an absent key is SESS_OK;
  *  - move (optional) saves `to` and erases `from` so that no reader ever
- *    sees neither; without it the library saves, then erases.
+ *    sees neither; without it the library saves, then erases;
+ *  - save_if (optional, since 0.3) makes concurrency=merge and cas atomic:
+ *    load then also calls sess_sink_set_version with the record's version
+ *    (any 64-bit value that changes whenever the record is written), and
+ *    save_if writes `data` under `to`, erasing `from` when it differs, only
+ *    if the record under `from` is still at version `expected`, all at once.
+ *    It returns SESS_OK (written), SESS_E_CONFLICT (the record changed:
+ *    nothing written) or SESS_NOT_FOUND (it is gone: nothing written).
+ *    Without save_if the library reads the record again and compares its
+ *    bytes before it saves: one process's requests take turns there, so that
+ *    is safe within a process, but not against other processes sharing the
+ *    backend (docs/stores.md#concurrent-requests).
  * Callbacks return SESS_OK, SESS_NOT_FOUND, SESS_E_STORE_UNAVAILABLE or
- * SESS_E_VALUE_TOO_LARGE; any other value is taken as
+ * SESS_E_VALUE_TOO_LARGE (and save_if SESS_E_CONFLICT); any other value is taken as
  * SESS_E_STORE_UNAVAILABLE. Before returning an error a callback may call
  * sess_backend_set_error to say why; the caller then reads it, after the
  * callback's name, in sess_last_error(). */
@@ -328,6 +339,8 @@ typedef struct sess_sink sess_sink;
 /* Appends a loaded record's bytes; SESS_E_VALUE_TOO_LARGE past the store's
  * max_data_bytes (the load is then refused as a foreign record). */
 SESS_API int sess_sink_write(sess_sink *sink, const void *data, size_t len);
+/* The version of the record being loaded, for backends with save_if. */
+SESS_API void sess_sink_set_version(sess_sink *sink, uint64_t version);
 /* The reason for the error the calling callback is about to return; copied.
  * Only meaningful inside a callback. */
 SESS_API void sess_backend_set_error(const char *message);
@@ -346,6 +359,9 @@ typedef struct sess_backend_ops {
   int (*start)(void *state);
   /* Optional: releases `state`. */
   void (*close)(void *state);
+  /* Optional (since 0.3): an atomic conditional save, see above. */
+  int (*save_if)(void *state, const char *from, const char *to, const void *data, size_t len,
+                 int64_t now, int64_t ttl, uint64_t expected);
 } sess_backend_ops;
 
 /* Opens a store on one backend instance. The table is copied (the first

@@ -102,12 +102,36 @@ class Backend {
   // Called once by Store::open before any other call (not by check).
   virtual void start() {}
 
-  // The C table that adapts any Backend; its state is a Backend*, deleted
-  // by close.
-  static const sess_backend_ops* ops() {
-    static const sess_backend_ops table = {sizeof(sess_backend_ops), &load_cb, &save_cb, &erase_cb,
-                                           &move_cb, &start_cb, &close_cb};
-    return &table;
+  // concurrency=merge and cas made atomic (optional; sessions.h, save_if):
+  // return true from versioned() and override load_versioned and save_if.
+  // A version is any 64-bit value that changes whenever a record is written.
+  struct VersionedRecord {
+    std::string data;
+    uint64_t version;
+  };
+  enum class SaveIf { written, changed, gone };
+  virtual bool versioned() const { return false; }
+  virtual std::optional<VersionedRecord> load_versioned(const std::string& key, int64_t now) {
+    if (auto data = load(key, now)) return VersionedRecord{std::move(*data), 0};
+    return std::nullopt;
+  }
+  // Writes `data` under `to` (erasing `from` when it differs) only if the
+  // record under `from` is still at `expected`, all at once.
+  virtual SaveIf save_if(const std::string& from, const std::string& to, std::string_view data,
+                         int64_t now, int64_t ttl, uint64_t expected) {
+    (void)from, (void)to, (void)data, (void)now, (void)ttl, (void)expected;
+    throw Error(SESS_E_INTERNAL, "save_if called on a Backend whose versioned() is false");
+  }
+
+  // The C table that adapts a Backend; its state is a Backend*, deleted by
+  // close. With `versioned`, the table has save_if and load reports versions.
+  static const sess_backend_ops* ops(bool versioned = false) {
+    static const sess_backend_ops plain = {sizeof(sess_backend_ops), &load_cb, &save_cb, &erase_cb,
+                                           &move_cb, &start_cb, &close_cb, nullptr};
+    static const sess_backend_ops with_versions = {
+        sizeof(sess_backend_ops), &load_versioned_cb, &save_cb, &erase_cb, &move_cb, &start_cb,
+        &close_cb, &save_if_cb};
+    return versioned ? &with_versions : &plain;
   }
 
  private:
@@ -155,6 +179,29 @@ class Backend {
   static int start_cb(void* state) {
     return shielded([&] { self(state).start(); });
   }
+  static int load_versioned_cb(void* state, const char* key, int64_t now, sess_sink* sink) {
+    bool found = false;
+    int rc = shielded([&] {
+      if (auto record = self(state).load_versioned(key, now)) {
+        found = true;
+        sess_sink_set_version(sink, record->version);
+        sess_sink_write(sink, record->data.data(), record->data.size());
+      }
+    });
+    return rc == SESS_OK && !found ? SESS_NOT_FOUND : rc;
+  }
+  static int save_if_cb(void* state, const char* from, const char* to, const void* data,
+                        size_t len, int64_t now, int64_t ttl, uint64_t expected) {
+    SaveIf result = SaveIf::written;
+    int rc = shielded([&] {
+      result = self(state).save_if(from, to, std::string_view(static_cast<const char*>(data), len),
+                                   now, ttl, expected);
+    });
+    if (rc != SESS_OK) return rc;
+    return result == SaveIf::written ? SESS_OK
+           : result == SaveIf::changed ? SESS_E_CONFLICT
+                                       : SESS_NOT_FOUND;
+  }
   static void close_cb(void* state) { delete static_cast<Backend*>(state); }
 };
 
@@ -184,8 +231,9 @@ inline void register_scheme(const std::string& scheme, BackendFactory factory,
     try {
       BackendOptions list;
       for (size_t i = 0; i < count; ++i) list.emplace_back(names[i], values[i]);
-      *backend = static_cast<Entry*>(state)->factory(uri, list).release();
-      *ops = Backend::ops();
+      std::unique_ptr<Backend> made = static_cast<Entry*>(state)->factory(uri, list);
+      *ops = Backend::ops(made->versioned());
+      *backend = made.release();
       return SESS_OK;
     } catch (const Error& e) {
       sess_backend_set_error(e.what());
@@ -215,7 +263,8 @@ class Store {
   // A store on one backend instance, which the store then owns.
   static Store open(std::unique_ptr<Backend> backend, const Config& config) {
     sess_store* p = nullptr;
-    detail::check(sess_store_open_backend(Backend::ops(), backend.release(), config.get(), &p));
+    const sess_backend_ops* table = Backend::ops(backend->versioned());
+    detail::check(sess_store_open_backend(table, backend.release(), config.get(), &p));
     return Store(p);
   }
   ~Store() { sess_store_close(p_); }

@@ -22,6 +22,9 @@
  *                 limit, when the hooks give one) is refused, nothing saved
  *   hash_keys     with hash_keys=true the cycle, regenerate and destroy work
  *   threads       8 threads of request cycles on one store, nothing mixed up
+ *   parallel      8 threads on one session: under concurrency=merge every
+ *                 thread's keys survive; under cas, retried increments
+ *                 reach the exact total
  * and, when the hooks can stop or pause the store's server:
  *   down_at_open  with the server down, opening fails with
  *                 SESS_E_STORE_UNAVAILABLE, or the first request does

@@ -38,6 +38,15 @@ static int64_t get_be64(const unsigned char *p) {
   return (int64_t)v;
 }
 
+/* A record's version for save_if: FNV-1a of its bytes. A hash of the
+ * content is enough here because every check and write happens inside one
+ * LMDB write transaction: equal bytes mean nothing changed that matters. */
+static uint64_t version_of(const void *data, size_t len) {
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < len; ++i) h = (h ^ ((const unsigned char *)data)[i]) * 1099511628211ull;
+  return h;
+}
+
 static MDB_val key_of(const char *key) {
   MDB_val k = {strlen(key), (void *)key};
   return k;
@@ -76,6 +85,7 @@ static int lmdb_load(void *state, const char *key, int64_t now, sess_sink *sink)
   if (rc == 0 && v.mv_size >= 8 && get_be64(v.mv_data) > now) {
     /* A record too big for the store's max_data_bytes is refused by the
      * library as foreign: nothing to do here but pass it on. */
+    sess_sink_set_version(sink, version_of((const char *)v.mv_data + 8, v.mv_size - 8));
     sess_sink_write(sink, (const char *)v.mv_data + 8, v.mv_size - 8);
     result = SESS_OK;
   } else if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -146,6 +156,29 @@ static int lmdb_move(void *state, const char *from, const char *to, const void *
   return commit_or_fail(txn, rc, "move");
 }
 
+/* concurrency=merge and cas: the check and the write in one write
+ * transaction, which LMDB serializes across threads and processes. */
+static int lmdb_save_if(void *state, const char *from, const char *to, const void *data,
+                        size_t len, int64_t now, int64_t ttl, uint64_t expected) {
+  lmdb_state *st = state;
+  MDB_txn *txn;
+  MDB_val k = key_of(from), v;
+  int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+  if (rc) return fail_with(SESS_E_STORE_UNAVAILABLE, "write transaction", rc);
+  rc = mdb_get(txn, st->dbi, &k, &v);
+  if (rc == MDB_NOTFOUND || (rc == 0 && (v.mv_size < 8 || get_be64(v.mv_data) <= now))) {
+    mdb_txn_abort(txn);
+    return SESS_NOT_FOUND;
+  }
+  if (rc == 0 && version_of((const char *)v.mv_data + 8, v.mv_size - 8) != expected) {
+    mdb_txn_abort(txn);
+    return SESS_E_CONFLICT;
+  }
+  if (rc == 0) rc = put_record(st, txn, to, data, len, now, ttl);
+  if (rc == 0 && strcmp(from, to) != 0) rc = mdb_del(txn, st->dbi, &k, NULL);
+  return commit_or_fail(txn, rc, "save_if");
+}
+
 /* Opens the environment: at sess_store_open, never at sess_store_check. */
 static int lmdb_start(void *state) {
   lmdb_state *st = state;
@@ -173,7 +206,8 @@ static void lmdb_close(void *state) {
 }
 
 static const sess_backend_ops lmdb_ops = {sizeof(sess_backend_ops), lmdb_load, lmdb_save,
-                                          lmdb_erase, lmdb_move, lmdb_start, lmdb_close};
+                                          lmdb_erase, lmdb_move, lmdb_start, lmdb_close,
+                                          lmdb_save_if};
 
 /* lmdb:///absolute/dir[?map_size_mb=N]: checks the URI and options only. */
 static int lmdb_factory(void *factory_state, const char *uri, const char *const *names,

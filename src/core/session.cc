@@ -358,8 +358,9 @@ bool Session::store_record(std::string_view data, int64_t now, int64_t ttl) {
       backend->save(backend_key(), data, now, ttl);
     return true;
   }
-  std::unique_lock<std::mutex> turn;
-  if (mode == Concurrency::merge) turn = std::unique_lock<std::mutex>(store_->merge_lock(loaded_key_));
+  // Turns for this process's saves of the session: merge never races itself
+  // here, and a backend without an atomic save_if is safe within a process.
+  std::lock_guard<std::mutex> turn(store_->merge_lock(loaded_key_));
   for (int attempt = 1;; ++attempt) {
     const Commit commit = backend->save_if(loaded_key_, backend_key(), data, now, ttl, loaded_version_);
     if (commit == Commit::written) return true;

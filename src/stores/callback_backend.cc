@@ -56,6 +56,32 @@ void CallbackBackend::start() {
 }
 
 bool CallbackBackend::load(std::string_view key, int64_t now, std::string* data) {
+  return load_into(key, now, data, nullptr);
+}
+
+bool CallbackBackend::load_versioned(std::string_view key, int64_t now, std::string* data,
+                                     Version* version) {
+  if (!ops_.save_if) return Backend::load_versioned(key, now, data, version);
+  return load_into(key, now, data, version);
+}
+
+Commit CallbackBackend::save_if(std::string_view from, std::string_view to, std::string_view data,
+                                int64_t now, int64_t ttl, Version expected) {
+  if (!ops_.save_if) return Backend::save_if(from, to, data, now, ttl, expected);
+  backend_error.clear();
+  const std::string from_text(from), to_text(to);
+  const int rc = ops_.save_if(state_.get(), from_text.c_str(), to_text.c_str(), data.data(),
+                              data.size(), now, ttl, expected);
+  if (rc == SESS_E_CONFLICT) {
+    take_backend_error();
+    return Commit::changed;
+  }
+  check("save_if", rc, /*may_be_not_found=*/true);
+  return rc == SESS_NOT_FOUND ? Commit::gone : Commit::written;
+}
+
+bool CallbackBackend::load_into(std::string_view key, int64_t now, std::string* data,
+                                Version* version) {
   data->clear();
   sess_sink sink{data, load_limit_};
   backend_error.clear();
@@ -66,6 +92,7 @@ bool CallbackBackend::load(std::string_view key, int64_t now, std::string* data)
   // More than a session may hold is not a record of ours: empty data, which
   // loads as malformed and leaves the record alone.
   if (sink.overflowed) data->clear();
+  if (version) *version = sink.version;
   return true;
 }
 

@@ -13,6 +13,7 @@ struct sess_sink {
   std::string* out;
   size_t limit;           // the store's max_data_bytes
   bool overflowed = false;
+  uint64_t version = 0;   // sess_sink_set_version
 };
 
 namespace sessions::internal {
@@ -54,6 +55,13 @@ class CallbackBackend : public Backend {
   void erase(std::string_view key) override;
   void move(std::string_view from, std::string_view to, std::string_view data, int64_t now,
             int64_t ttl) override;
+  // With a save_if callback: its load's versions and its atomic save_if;
+  // without, the core's fallback.
+  bool load_versioned(std::string_view key, int64_t now, std::string* data,
+                      Version* version) override;
+  Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
+                 int64_t ttl, Version expected) override;
+  bool atomic_save_if() const override { return ops_.save_if != nullptr; }
 
   // A copy of the table with the fields a caller's older, shorter table
   // lacks left NULL.
@@ -62,6 +70,7 @@ class CallbackBackend : public Backend {
  private:
   // Turns a callback's result into the core's: throws for errors.
   void check(const char* callback, int rc, bool may_be_not_found = false) const;
+  bool load_into(std::string_view key, int64_t now, std::string* data, Version* version);
 
   sess_backend_ops ops_;
   OwnedState state_;

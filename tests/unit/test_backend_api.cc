@@ -92,7 +92,7 @@ void kv_close(void* state) {
 }
 
 const sess_backend_ops kKvOps = {sizeof(sess_backend_ops), kv_load, kv_save, kv_erase,
-                                 kv_move, kv_start, kv_close};
+                                 kv_move, kv_start, kv_close, nullptr};
 
 sess_config* make_config() {
   sess_config* config = nullptr;
@@ -410,4 +410,95 @@ TEST_CASE("C: sess_config_set accepts exactly the options some store takes") {
   CHECK(sess_store_open("memory:", config, &store) == SESS_E_BAD_OPTION);      // not memory:'s
   CHECK(std::string(sess_last_error()).find("does not apply to the memory: store") != std::string::npos);
   sess_config_free(config);
+}
+
+namespace {
+// A C++ Backend with versions: its save_if is what merge and cas use.
+class VersionedMapBackend : public sessions::Backend {
+ public:
+  std::atomic<int> save_ifs{0}, conflicts{0};
+  bool versioned() const override { return true; }
+  std::optional<std::string> load(const std::string& key, int64_t now) override {
+    auto record = load_versioned(key, now);
+    if (!record) return std::nullopt;
+    return record->data;
+  }
+  std::optional<VersionedRecord> load_versioned(const std::string& key, int64_t) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = records_.find(key);
+    if (it == records_.end()) return std::nullopt;
+    return VersionedRecord{it->second.first, it->second.second};
+  }
+  void save(const std::string& key, std::string_view data, int64_t, int64_t) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    records_[key] = {std::string(data), ++last_version_};
+  }
+  void erase(const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    records_.erase(key);
+  }
+  SaveIf save_if(const std::string& from, const std::string& to, std::string_view data, int64_t,
+                 int64_t, uint64_t expected) override {
+    ++save_ifs;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = records_.find(from);
+    if (it == records_.end()) return SaveIf::gone;
+    if (it->second.second != expected) {
+      ++conflicts;
+      return SaveIf::changed;
+    }
+    records_.erase(it);
+    records_[to] = {std::string(data), ++last_version_};
+    return SaveIf::written;
+  }
+
+ private:
+  std::mutex mutex_;
+  uint64_t last_version_ = 0;
+  std::map<std::string, std::pair<std::string, uint64_t>> records_;
+};
+}  // namespace
+
+TEST_CASE("C++: a versioned Backend's save_if serves merge and cas") {
+  auto owned = std::make_unique<VersionedMapBackend>();
+  VersionedMapBackend* backend = owned.get();
+  sessions::Store store = sessions::Store::open(std::move(owned), sessions::Config().add_secret(kSecret));
+  std::string jar;
+  {
+    sessions::Request request(jar);
+    request.session(store, "sid").set_int("n", 0);
+    request.finish();
+    jar = request.set_cookies().at(0).substr(0, request.set_cookies()[0].find(';'));
+  }
+  // Two requests loaded together, each changing its own key: merge keeps both.
+  sessions::Request first(jar), second(jar);
+  first.session(store, "sid").set_int("a", 1);
+  second.session(store, "sid").set_int("b", 2);
+  first.finish();
+  second.finish();
+  CHECK(backend->conflicts == 1);  // the second lost the race, reloaded and merged
+  sessions::Request check(jar);
+  CHECK(check.session(store, "sid").get_int("a") == 1);
+  CHECK(check.session(store, "sid").get_int("b") == 2);
+  CHECK(backend->save_ifs == 3);
+  // cas: the stale one is refused with SESS_E_CONFLICT.
+  sessions::Store cas = sessions::Store::open(std::make_unique<VersionedMapBackend>(),
+                                              sessions::Config().add_secret(kSecret).set("concurrency", "cas"));
+  std::string cas_jar;
+  {
+    sessions::Request request(cas_jar);
+    request.session(cas, "sid").set_int("n", 0);
+    request.finish();
+    cas_jar = request.set_cookies().at(0).substr(0, request.set_cookies()[0].find(';'));
+  }
+  sessions::Request stale(cas_jar), fresh(cas_jar);
+  stale.session(cas, "sid").set_int("n", 1);
+  fresh.session(cas, "sid").set_int("n", 2);
+  fresh.finish();
+  try {
+    stale.finish();
+    FAIL("a stale save under cas was accepted");
+  } catch (const sessions::Error& e) {
+    CHECK(e.code() == SESS_E_CONFLICT);
+  }
 }
