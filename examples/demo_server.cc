@@ -3,7 +3,10 @@
 //
 //   SESSIONS_SECRET=... demo_server [--store URI] [--port N]
 //
-// Routes: /login?user=NAME, /profile, /logout, /incr, /hello, /multi, /flash.
+// Routes: /login?user=NAME, /profile, /logout, /incr, /hello, /multi, /flash,
+// /cart.
+//
+// /cart.
 #include <httplib.h>
 
 #include <openssl/rand.h>
@@ -24,6 +27,9 @@
 namespace {
 
 using nlohmann::json;
+
+// The longest request body the demo reads (a flash message, a cart).
+constexpr size_t kMaxBody = 64 * 1024;
 
 struct Options {
   std::string store = "cookie:";
@@ -146,7 +152,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    opened.emplace(sessions::Store::open(options.store, make_config()));
+    sessions::Config config = make_config();
+    // Big sessions on cookie: are chunked, and their chunks come back in one
+    // Cookie header line, which cpp-httplib (as Debian builds it, like
+    // nginx's and Apache's defaults) refuses past 8 KB. Compression keeps a
+    // 6,000-byte flash or a large cart within that; the demo's sessions hold
+    // no secret beside what a user types, which is when compressing a
+    // cookie is safe (docs/stores.md#compression-compress). An explicit
+    // compress= in the URI wins.
+    if (options.store.find("compress=") == std::string::npos) config.set("compress", "auto");
+    opened.emplace(sessions::Store::open(options.store, config));
   } catch (const sessions::Error& e) {
     std::fprintf(stderr, "cannot open store %s: %s\n", options.store.c_str(), e.what());
     return 1;
@@ -200,26 +215,69 @@ int main(int argc, char** argv) {
     reply(res, 200, {{"a", *a.get_str("hello")}, {"b", *b.get_str("hello")}});
   }));
 
-  auto add_flash = with_sessions([&](const auto& req, auto& res, auto& r) {
-    std::string msg = req.get_param_value("msg");
-    if (msg.empty()) return reply(res, 400, {{"error", "missing ?msg="}});
-    open_session(r, store, "mysession").add_flash(msg);
-    reply(res, 200, {{"added", msg}});
-  });
-  // The message is in the query, not the body. Registered with a content
+  // The message is ?msg=, or the request body (a long one: a 6,000-byte
+  // flash on cookie: spans chunked cookies). Registered with a content
   // reader, the route runs before cpp-httplib reads a body, which it would
   // refuse (400) for a POST with neither body nor Content-Length, as
-  // `curl -X POST` sends it. A body that is announced is drained.
-  server.Post("/flash", [add_flash](const httplib::Request& req, httplib::Response& res,
-                                    const httplib::ContentReader& body) {
+  // `curl -X POST` sends it.
+  server.Post("/flash", [&](const httplib::Request& req, httplib::Response& res,
+                            const httplib::ContentReader& content) {
+    std::string body;
     if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
-      body([](const char*, size_t) { return true; });
-    add_flash(req, res);
+      content([&](const char* data, size_t len) {
+        body.append(data, len);
+        return body.size() <= kMaxBody;
+      });
+    with_sessions([&](const auto&, auto& res, auto& r) {
+      std::string msg = req.has_param("msg") ? req.get_param_value("msg") : body;
+      if (msg.empty()) return reply(res, 400, {{"error", "missing ?msg= or a body"}});
+      if (msg.size() > kMaxBody) return reply(res, 413, {{"error", "message too long"}});
+      open_session(r, store, "mysession").add_flash(msg);
+      reply(res, 200, {{"added", msg.size() > 80 ? std::to_string(msg.size()) + " bytes" : msg}});
+    })(req, res);
   });
 
   server.Get("/flash", with_sessions([&](const auto&, auto& res, auto& r) {
     auto s = open_session(r, store, "mysession");
     reply(res, 200, {{"flashes", json::parse(s.flashes_json())}});
+  }));
+
+  // A shopping cart: {"sku": quantity, ...} in the session. POST /cart with
+  // ?sku=&qty= (qty=0 removes) or a JSON object of them in the body; a big
+  // cart outgrows one cookie on cookie: and is chunked.
+  server.Post("/cart", [&](const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader& content) {
+    std::string body;
+    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
+      content([&](const char* data, size_t len) {
+        body.append(data, len);
+        return body.size() <= kMaxBody;
+      });
+    with_sessions([&](const auto&, auto& res, auto& r) {
+      json changes = json::object();
+      if (req.has_param("sku")) {
+        changes[req.get_param_value("sku")] = std::atoll(req.get_param_value("qty").c_str());
+      } else {
+        changes = json::parse(body, nullptr, /*allow_exceptions=*/false);
+        if (!changes.is_object()) return reply(res, 400, {{"error", "expected ?sku=&qty= or a JSON object"}});
+      }
+      auto s = open_session(r, store, "mysession");
+      json cart = json::parse(s.get_json("cart").value_or("{}"));
+      for (const auto& [sku, qty] : changes.items()) {
+        const int64_t n = qty.is_number_integer() ? static_cast<int64_t>(qty) : -1;
+        if (n < 0) return reply(res, 400, {{"error", "quantities are integers >= 0"}});
+        if (n == 0) cart.erase(sku);
+        else cart[sku] = n;
+      }
+      s.set_json("cart", cart.dump());
+      reply(res, 200, {{"items", cart.size()}});
+    })(req, res);
+  });
+
+  server.Get("/cart", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    json cart = json::parse(s.get_json("cart").value_or("{}"));
+    reply(res, 200, {{"items", cart.size()}, {"cart", cart}});
   }));
 
   if (!server.bind_to_port(options.host.c_str(), options.port)) {

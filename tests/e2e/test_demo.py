@@ -13,6 +13,7 @@ import argparse
 import http.cookiejar
 import json
 import os
+import random
 import socket
 import shutil
 import subprocess
@@ -156,8 +157,9 @@ class Client:
         self.jar = jar if jar is not None else http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
-    def call(self, path, method="GET", cookie=None):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.server.port}{path}", method=method)
+    def call(self, path, method="GET", cookie=None, body=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.server.port}{path}", method=method,
+                                     data=body.encode() if body is not None else None)
         opener = self.opener
         if cookie is not None:  # a hand-made Cookie: header, bypassing the jar
             req.add_header("Cookie", cookie)
@@ -227,6 +229,36 @@ def run_routes(binary, store, backing=None):
         bare_post_flash(server, ann, "three")
         check(ann.call("/flash")[1] == {"flashes": ["one", "two", "three"]}, "GET /flash returns all")
         check(ann.call("/flash")[1] == {"flashes": []}, "GET /flash again is empty")
+
+        # Big sessions: a 6,000-byte flash of random letters (on cookie:,
+        # compressed by the demo to about 4 KB, it spans two chunked
+        # cookies), then a cart of 300 items, then back to small.
+        rng = random.Random(6000)
+        big = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6000))
+        status, _, set_cookie = ann.call("/flash", method="POST", body=big)
+        check(status == 200, f"POST /flash of 6,000 bytes: {status}")
+        if store.startswith("cookie:"):
+            names = sorted(c.split("=")[0] for c in set_cookie)
+            check(names == ["mysession", "mysession.1"], f"a 6,000-byte flash spans two cookies: {names}")
+            check(all(len(c) <= 4096 for c in set_cookie), "each chunk's Set-Cookie is within 4096")
+        check(ann.call("/flash")[1] == {"flashes": [big]}, "the 6,000-byte flash comes back whole")
+        if store.startswith("cookie:"):
+            check(sorted(c.name for c in ann.jar if c.name.startswith("mysession")) == ["mysession"],
+                  "reading it expired the chunks")
+        cart = {f"SKU-{10000 + i}": 1 + i % 3 for i in range(300)}
+        status, body, _ = ann.call("/cart", method="POST", body=json.dumps(cart))
+        check(status == 200 and body == {"items": 300}, f"POST /cart of 300 items: {status} {body}")
+        status, body, _ = ann.call("/cart?sku=SKU-10000&qty=0", method="POST")
+        check(body == {"items": 299}, f"POST /cart removes an item: {body}")
+        status, body, _ = ann.call("/cart")
+        del cart["SKU-10000"]
+        check(status == 200 and body == {"items": 299, "cart": cart}, "GET /cart returns the cart")
+        check(ann.call("/profile")[1].get("username") == "ann", "still logged in with a big cart")
+        ann.call("/cart", method="POST", body=json.dumps({sku: 0 for sku in cart}))
+        check(ann.call("/cart")[1] == {"items": 0, "cart": {}}, "the cart emptied")
+        if store.startswith("cookie:"):
+            check(sorted(c.name for c in ann.jar if c.name.startswith("mysession")) == ["mysession"],
+                  "an emptied cart leaves no stale chunk")
 
         # Another browser sees nothing of ann's session.
         bob = Client(server)
