@@ -8,6 +8,8 @@
 //  2. memory: cycle at 1 and 2 threads, in cycles per second.
 //  3. setting many keys in one request: the cost per key at 2,000 and at
 //     20,000 keys, which stays flat when setting n keys is linear.
+//  4. a 10 KB session (a cart): its cycle on cookie: (chunked) and on
+//     memory:, each with and without compression, trials interleaved.
 //
 // Figures are medians of repeated trials. --quick runs a few iterations only
 // (the test suite uses it to check the benchmark still works); --profile N
@@ -176,6 +178,40 @@ int main(int argc, char** argv) {
   std::printf("  2,000 keys                       %8.0f ns/key\n", small);
   std::printf("  20,000 keys                      %8.0f ns/key   (ratio %.2fx; 1.0 = linear, 10 = quadratic)\n",
               large, large / small);
+
+  // A 10 KB cart, with and without compression.
+  struct Big {
+    const char* label = nullptr;
+    const char* uri = nullptr;
+    sess_store* store = nullptr;
+    std::string header;
+    std::vector<double> ns;
+  };
+  Big big[4];
+  const char* const configs[4][2] = {
+      {"cookie: compress=off (4 chunks)", "cookie:?compress=off&max_chunks=4"},
+      {"cookie: compress=on", "cookie:?compress=on"},
+      {"memory: compress=off", "memory:?compress=off"},
+      {"memory: compress=auto (default)", "memory:"},
+  };
+  for (int i = 0; i < 4; ++i) {
+    big[i].label = configs[i][0];
+    big[i].uri = configs[i][1];
+  }
+  for (Big& b : big) {
+    b.store = open_store(b.uri);
+    b.header = make_big_session(b.store, 10000);
+    ns_per_op(1, iterations / 100 + 1, [&] { cycle(b.store, b.header, n++); });
+  }
+  for (int t = 0; t < trials; ++t)
+    for (Big& b : big)
+      b.ns.push_back(ns_per_op(1, iterations / 20 + 1, [&] { cycle(b.store, b.header, n++); }));
+  std::printf("\n10 KB session (a cart of JSON items), full cycle\n");
+  for (Big& b : big) {
+    std::printf("  %-32s %8.0f ns/op   %5zu-byte Cookie header\n", b.label, median(b.ns),
+                b.header.size());
+    sess_store_close(b.store);
+  }
 
   sess_store_close(cookie_store);
   sess_store_close(memory_store);

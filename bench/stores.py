@@ -18,8 +18,13 @@ is 1 / (1/get_rate + 1/set_rate), for Memcached half its operation rate;
 targets: 80% of it. For PostgreSQL and SQLite a floor transaction is a whole
 cycle; targets: 70%.
 
+With --concurrency it measures instead, at each thread count, the cycle under
+concurrency=merge (the default) next to concurrency=last_write, trials
+interleaved: the price of never losing a parallel request's update (each
+thread its own session, as real traffic mostly is). Target: merge keeps 85%.
+
     bench/stores.py BUILD_DIR [--seconds S] [--trials N] [--threads 1,8,64]
-                    [--stores redis,memcached,postgresql,sqlite]
+                    [--stores redis,memcached,postgresql,sqlite] [--concurrency]
 """
 import argparse
 import csv
@@ -125,6 +130,29 @@ def pgbench_floor(port, threads, value_bytes, seconds, workdir):
     raise RuntimeError(f"pgbench printed no tps: {out}")
 
 
+def concurrency_table(bench, stores, uris, thread_counts, args):
+    print(f"libsessions concurrency=merge vs last_write, {os.cpu_count()} cores, "
+          f"{args.trials} interleaved trials of {args.seconds:g} s, medians\n")
+    print("| store | threads | last_write cycles/s | merge cycles/s | merge / last_write | target |")
+    print("|---|---|---|---|---|---|")
+    for threads in thread_counts:
+        one = [str(threads), str(args.seconds), "1"]
+        for name in stores:
+            pairs = []
+            for trial in range(args.trials):
+                rates = {}
+                for mode in ("last_write", "merge"):
+                    uri = uris[name](threads, f"{trial}_{mode}") + f"&concurrency={mode}"
+                    rates[mode] = float(run([bench, "cycle", uri] + one))
+                pairs.append((rates["last_write"], rates["merge"]))
+            last = median([p[0] for p in pairs])
+            merge = median([p[1] for p in pairs])
+            ratio = median([m / l for l, m in pairs])
+            print(f"| {name} | {threads} | {last:,.0f} | {merge:,.0f} | {ratio:.0%} "
+                  f"| 85%: {'met' if ratio >= 0.85 else 'MISSED'} |", flush=True)
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("build_dir")
@@ -132,6 +160,8 @@ def main():
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--threads", default="1,8,64")
     parser.add_argument("--stores", default="redis,memcached,postgresql,sqlite")
+    parser.add_argument("--concurrency", action="store_true",
+                        help="merge vs last_write instead of the cycle vs the floor")
     args = parser.parse_args()
     bench = os.path.join(args.build_dir, "bench", "bench_stores")
     thread_counts = [int(t) for t in args.threads.split(",")]
@@ -151,6 +181,17 @@ def main():
     if "postgresql" in stores:
         servers.append(start_postgres(workdir, pg_port))
     try:
+        uris = {
+            "redis": lambda threads, trial: f"redis://127.0.0.1:{redis_port}?pool={threads}",
+            "memcached": lambda threads, trial:
+                f"memcached://127.0.0.1:{memcached_port}?pool={threads}",
+            "postgresql": lambda threads, trial: f"postgresql://sessions@127.0.0.1:{pg_port}/postgres"
+                                                 f"?pool={threads}&table=t{threads}_{trial}",
+            "sqlite": lambda threads, trial:
+                f"sqlite://{os.path.join(workdir, f's{threads}_{trial}.db')}?pool={threads}",
+        }
+        if args.concurrency:
+            return concurrency_table(bench, stores, uris, thread_counts, args)
         value_bytes = int(run([bench, "record-bytes"]))
         print(f"libsessions server-side stores, {os.cpu_count()} cores, session record "
               f"{value_bytes} bytes, {args.trials} interleaved trials of {args.seconds:g} s, "
