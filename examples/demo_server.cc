@@ -160,7 +160,8 @@ int main(int argc, char** argv) {
     // no secret beside what a user types, which is when compressing a
     // cookie is safe (docs/stores.md#compression-compress). An explicit
     // compress= in the URI wins.
-    if (options.store.find("compress=") == std::string::npos) config.set("compress", "auto");
+    if (options.store.rfind("cookie:", 0) == 0 && options.store.find("compress=") == std::string::npos)
+      config.set("compress", "auto");
     opened.emplace(sessions::Store::open(options.store, config));
   } catch (const sessions::Error& e) {
     std::fprintf(stderr, "cannot open store %s: %s\n", options.store.c_str(), e.what());

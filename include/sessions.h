@@ -329,7 +329,7 @@ SESS_API int sess_flashes_json(sess_session *s, const char *kind, char **out, si
  *    Without save_if the library reads the record again and compares its
  *    bytes before it saves: one process's requests take turns there, so that
  *    is safe within a process, but not against other processes sharing the
- *    backend (docs/stores.md#concurrent-requests).
+ *    backend (docs/stores.md#concurrent-requests-on-one-session).
  * Callbacks return SESS_OK, SESS_NOT_FOUND, SESS_E_STORE_UNAVAILABLE or
  * SESS_E_VALUE_TOO_LARGE (and save_if SESS_E_CONFLICT); any other value is taken as
  * SESS_E_STORE_UNAVAILABLE. Before returning an error a callback may call

@@ -45,7 +45,7 @@ size_t emit_chunks(std::string_view name, std::string_view sealed, std::string_v
 }
 
 bool parse_chunk_header(std::string_view value, size_t* count, std::string_view* first_piece) {
-  const size_t dot = value.find('.');
+  const size_t dot = value.substr(0, 3).find('.');
   if (dot == 0 || dot > 2 || dot == std::string_view::npos) return false;
   size_t n = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + dot, n);
@@ -70,24 +70,6 @@ bool join_chunks(const CookieJar& jar, std::string_view name, size_t candidate, 
     out->append(piece);
   }
   return !first_piece.empty();
-}
-
-ChunkMask present_chunks(const CookieJar& jar, std::string_view name) {
-  ChunkMask mask = 0;
-  std::string hint(name);
-  hint.push_back('.');
-  jar.for_each_name(hint, [&](std::string_view cookie) {
-    if (cookie.size() < name.size() + 2 || cookie.substr(0, name.size()) != name ||
-        cookie[name.size()] != '.')
-      return;
-    std::string_view digits = cookie.substr(name.size() + 1);
-    size_t index = 0;
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
-    if (ec == std::errc() && end == digits.data() + digits.size() && digits[0] != '0' &&
-        index >= 1 && index < kMaxChunksLimit)
-      mask |= ChunkMask(1) << index;
-  });
-  return mask;
 }
 
 }  // namespace sessions::internal

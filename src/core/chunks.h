@@ -27,7 +27,7 @@ constexpr size_t kMaxChunksLimit = 16;
 // cookies. See docs/stores.md#big-sessions for the arithmetic.
 constexpr size_t kDefaultMaxChunks = 3;
 
-// Bit i set when the jar holds a cookie NAME.i (1 <= i < kMaxChunksLimit).
+// Bit i set when the request carried a cookie NAME.i (CookieJar::find).
 using ChunkMask = uint32_t;
 
 // Appends to *lines the Set-Cookie values that carry `sealed` under `name`,
@@ -50,9 +50,5 @@ bool parse_chunk_header(std::string_view value, size_t* count, std::string_view*
 // path), else the first. False when a piece is missing or empty.
 bool join_chunks(const CookieJar& jar, std::string_view name, size_t candidate, size_t count,
                  std::string_view first_piece, std::string* out);
-
-// Which NAME.i cookies the request carried, so that a save can expire the
-// ones a smaller session no longer uses.
-ChunkMask present_chunks(const CookieJar& jar, std::string_view name);
 
 }  // namespace sessions::internal

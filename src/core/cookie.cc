@@ -195,16 +195,41 @@ void CookieJar::reset(std::string_view header) {
   header_.assign(header);
 }
 
-CookieJar::Candidates CookieJar::find(std::string_view wanted) const {
+namespace {
+
+// The index i of a cookie named `wanted.i` (1 to 31, no leading zero), or 0.
+size_t chunk_index(std::string_view cookie, std::string_view wanted) {
+  if (cookie.size() < wanted.size() + 2 || cookie.size() > wanted.size() + 3 ||
+      cookie[wanted.size()] != '.' || cookie.substr(0, wanted.size()) != wanted)
+    return 0;
+  std::string_view digits = cookie.substr(wanted.size() + 1);
+  if (digits[0] < '1' || digits[0] > '9') return 0;
+  size_t index = size_t(digits[0] - '0');
+  if (digits.size() == 2) {
+    if (digits[1] < '0' || digits[1] > '9') return 0;
+    index = index * 10 + size_t(digits[1] - '0');
+  }
+  return index < 32 ? index : 0;
+}
+
+}  // namespace
+
+CookieJar::Candidates CookieJar::find(std::string_view wanted, uint32_t* chunks) const {
   Candidates out;
   std::string_view rest = header_;
-  while (!rest.empty() && out.count < kMaxCandidates) {
+  while (!rest.empty() && (out.count < kMaxCandidates || chunks)) {
     size_t semi = rest.find(';');
     std::string_view item = rest.substr(0, semi);
     rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
     size_t eq = item.find('=');
     if (eq == std::string_view::npos) continue;  // not name=value: ignored, as browsers do
-    if (trim(item.substr(0, eq)) != wanted || wanted.empty()) continue;
+    const std::string_view cookie = trim(item.substr(0, eq));
+    if (cookie != wanted || wanted.empty()) {
+      if (chunks)
+        if (size_t index = chunk_index(cookie, wanted)) *chunks |= uint32_t(1) << index;
+      continue;
+    }
+    if (out.count == kMaxCandidates) continue;
     std::string_view value = trim(item.substr(eq + 1));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
       value = value.substr(1, value.size() - 2);

@@ -86,32 +86,13 @@ class CookieJar {
   CookieJar(const CookieJar&) = delete;
   CookieJar& operator=(const CookieJar&) = delete;
 
-  // The values sent under `name`, in header order, quotes removed.
-  Candidates find(std::string_view name) const;
-  // Calls f(name) for every cookie in the header, in order. Cheap when the
-  // header does not contain `hint` (it is not scanned then).
-  template <typename F>
-  void for_each_name(std::string_view hint, F&& f) const;
+  // The values sent under `name`, in header order, quotes removed. With
+  // `chunks`, the same pass also sets bit i for every cookie `name.i`
+  // (1 <= i < 32) in the header (chunks.h).
+  Candidates find(std::string_view name, uint32_t* chunks = nullptr) const;
 
  private:
   std::string header_;
 };
-
-template <typename F>
-void CookieJar::for_each_name(std::string_view hint, F&& f) const {
-  std::string_view rest = header_;
-  if (rest.find(hint) == std::string_view::npos) return;
-  while (!rest.empty()) {
-    size_t semi = rest.find(';');
-    std::string_view item = rest.substr(0, semi);
-    rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
-    size_t eq = item.find('=');
-    if (eq == std::string_view::npos) continue;
-    std::string_view name = item.substr(0, eq);
-    while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
-    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    f(name);
-  }
-}
 
 }  // namespace sessions::internal

@@ -279,19 +279,16 @@ std::string* load_buffer(SessionRecord* out) {
 }
 
 bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict, size_t max_inflated) {
-  // The inflated frame replaces the record's buffer; the envelope's buffer
-  // is kept for the thread's next one.
-  thread_local std::string spare;
-  switch (inflate_record(frame, max_inflated, &spare)) {
-    case Inflated::plain:
-      break;
-    case Inflated::malformed:
+  if (!frame.empty() && static_cast<unsigned char>(frame[0]) == kCompressedRecord) {
+    // The inflated frame replaces the record's buffer; the envelope's buffer
+    // is kept for the thread's next one.
+    thread_local std::string spare;
+    if (inflate_record(frame, max_inflated, &spare) != Inflated::ok) {
       out->reset();
       return false;
-    case Inflated::ok:
-      out->bytes_.swap(spare);
-      frame = out->bytes_;
-      break;
+    }
+    out->bytes_.swap(spare);
+    frame = out->bytes_;
   }
   bool ok = decode_frame(out, frame, strict);
   if (!ok) out->reset();

@@ -160,8 +160,10 @@ int Session::open_candidate(const CookieJar& jar, const CookieJar::Candidates& c
 
 void Session::load(const CookieJar& jar) {
   const int64_t now = store_->now();
-  const CookieJar::Candidates candidates = jar.find(name_);
-  if (!store_->backend()) incoming_chunks_ = present_chunks(jar, name_);
+  // For cookie: the same pass notes the NAME.i cookies, so that a save can
+  // expire those the session no longer uses.
+  const CookieJar::Candidates candidates =
+      jar.find(name_, store_->backend() ? nullptr : &incoming_chunks_);
   int first_failure = SESS_STATUS_NEW;
   for (size_t i = 0; i < candidates.count; ++i) {
     int status = open_candidate(jar, candidates, i, now);

@@ -66,7 +66,8 @@ Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Ba
       codec_(std::move(codec)),
       backend_(std::move(backend)) {
   if (!settings_.compress_set)
-    settings_.compress = backend_ ? Compression::automatic : Compression::off;
+    settings_.compress = backend_ && !backend_->private_to_process() ? Compression::automatic
+                                                                     : Compression::off;
   if (!backend_ && settings_.concurrency_set && settings_.concurrency != Concurrency::last_write)
     fail(Errc::bad_option,
          "option concurrency: cookie: cannot merge or compare (the browser holds the session and "

@@ -22,6 +22,7 @@
 #include "base64url.h"
 #include "codec.h"
 #include "fuzz_common.h"
+#include "compression.h"
 #include "record.h"
 #include "value.h"
 
@@ -216,7 +217,12 @@ std::string seal(const Codec& codec, const std::string& name, const std::string&
 // ---- Per harness ------------------------------------------------------------
 
 void record_seeds() {
-  for (const auto& r : records()) write("fuzz_record", r.name, encode(r));
+  for (const auto& r : records()) {
+    write("fuzz_record", r.name, encode(r));
+    std::string compressed;
+    sessions::internal::compress_record(encode(r), &compressed);
+    write("fuzz_record", r.name + "-zstd", compressed);
+  }
 }
 
 void codec_seeds() {
@@ -274,6 +280,17 @@ void cookie_header_seeds() {
   write(out, "among-others", "theme=dark; _ga=GA1.2.3.4; " + g + "=" + sg(0) + "; lang=en-GB; " + m + "=" + mem);
   write(out, "moved-to-another-name", h + "=" + sg(1) + "; " + g + "=" + sh(1) + "; " + g + "=" + mem);
   write(out, "no-values", g + "; " + h + "=; =" + m + ";;");
+  // Chunked (chunks.h): NAME=3.<piece>, NAME.1, NAME.2, in and out of order.
+  const std::string whole = sg(6);
+  const size_t third = whole.size() / 3;
+  const std::string p0 = whole.substr(0, third), p1 = whole.substr(third, third),
+                    p2 = whole.substr(2 * third);
+  write(out, "gcm-chunked", g + "=3." + p0 + "; " + g + ".1=" + p1 + "; " + g + ".2=" + p2);
+  write(out, "gcm-chunked-shuffled", g + ".2=" + p2 + "; " + g + "=3." + p0 + "; " + g + ".1=" + p1 +
+                                         "; " + g + ".7=stale");
+  std::string compressed;
+  sessions::internal::compress_record(encode(specs[2]), &compressed);
+  write(out, "gcm-compressed", g + "=" + seal(gcm, g, compressed, fuzz::kNow, 0));
 }
 
 void json_seeds() {

@@ -1,6 +1,6 @@
 // Parallel requests on one session, the lost-update case: what
 // concurrency=merge and concurrency=cas promise, checked on each server-side
-// store against its real server (docs/stores.md#concurrent-requests).
+// store against its real server (docs/stores.md#concurrent-requests-on-one-session).
 #pragma once
 
 #include <string>

@@ -2,6 +2,8 @@
 // shrinking session leaves behind, and every way a chunk can be tampered with.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <random>
 
@@ -263,7 +265,19 @@ std::string zstd_envelope(std::string_view frame) {
 
 }  // namespace
 
-TEST_CASE("compression defaults: automatic for server-side records, off for cookie:") {
+TEST_CASE("compression defaults: automatic for records that leave the process, off for memory: and cookie:") {
+  {
+    char dir[] = "/tmp/sessions-compress-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    Fixture file(std::string("file://") + dir, {{"fsync", "false"}});
+    CHECK(file.store->settings().compress == Compression::automatic);
+    CHECK(file.store->settings().compress_threshold == 2048);
+    Fixture memory("memory:");
+    CHECK(memory.store->settings().compress == Compression::off);
+    Fixture cookie("cookie:");
+    CHECK(cookie.store->settings().compress == Compression::off);
+    std::filesystem::remove_all(dir);
+  }
   const std::string cart = cart_json(20000);
   {
     Fixture f("cookie:", {{"max_chunks", "16"}});
@@ -272,7 +286,7 @@ TEST_CASE("compression defaults: automatic for server-side records, off for cook
     CHECK(cookies_of(b.jar).size() > 5);  // 20 KB sealed as it is
   }
   {
-    Fixture f("memory:");
+    Fixture f("memory:", {{"compress", "auto"}});
     Browser b;
     b.request([&](Request& r) { r.session(f.store, "sid").set("cart", Value(cart)); });
     std::string data = stored_record(f, b);
@@ -300,7 +314,7 @@ TEST_CASE("compress thresholds: auto below it, off, on, and auto keeping what do
   struct Case { std::string option, value; bool compressed; };
   for (const auto& [mode, value, compressed] :
        {Case{"auto", small, false}, Case{"auto", cart, true}, Case{"off", cart, false},
-        Case{"on", small, true}, Case{"auto", std::string(2000, '\x01'), true}}) {
+        Case{"on", small, true}, Case{"auto", std::string(3000, '\x01'), true}}) {
     INFO(mode << " " << value.size());
     Fixture f("memory:", {{"compress", mode}});
     Browser b;
