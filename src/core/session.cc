@@ -362,7 +362,7 @@ bool Session::store_record(std::string_view data, int64_t now, int64_t ttl) {
   }
   // Turns for this process's saves of the session: merge never races itself
   // here, and a backend without an atomic save_if is safe within a process.
-  std::lock_guard<std::mutex> turn(store_->merge_lock(loaded_key_));
+  const Store::SaveTurn turn(*store_, loaded_key_);
   for (int attempt = 1;; ++attempt) {
     const Commit commit = backend->save_if(loaded_key_, backend_key(), data, now, ttl, loaded_version_);
     if (commit == Commit::written) return true;

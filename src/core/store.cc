@@ -75,6 +75,20 @@ Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Ba
   if (!backend_) settings_.concurrency = Concurrency::last_write;
 }
 
+Store::SaveTurn::SaveTurn(const Store& store, std::string_view key) : store_(store), key_(key) {
+  std::unique_lock<std::mutex> lock(store_.saving_mu_);
+  store_.saving_done_.wait(lock, [&] { return store_.saving_.count(key_) == 0; });
+  store_.saving_.insert(key_);
+}
+
+Store::SaveTurn::~SaveTurn() {
+  {
+    std::lock_guard<std::mutex> lock(store_.saving_mu_);
+    store_.saving_.erase(key_);
+  }
+  store_.saving_done_.notify_all();
+}
+
 int64_t Store::default_now() { return int64_t(std::time(nullptr)); }
 
 void Store::hashed_record_key(std::string_view raw_id, std::string* out) const {

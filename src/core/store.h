@@ -2,13 +2,14 @@
 // cookies, and the settings every session of the store starts from.
 #pragma once
 
-#include <array>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "backend.h"
@@ -87,12 +88,21 @@ class Store {
   // base64url characters); false when it is not one.
   bool record_key(std::string_view id_text, std::string* out) const;
 
-  // concurrency=merge: this process's saves of one session take turns on
-  // one of these, so that they never race each other (only other
-  // processes' saves can still change the record between reload and write).
-  std::mutex& merge_lock(std::string_view key) const {
-    return merge_locks_[std::hash<std::string_view>()(key) % merge_locks_.size()];
-  }
+  // concurrency=merge and cas: this process's saves of one session take
+  // turns, so that they never race each other (only other processes' saves
+  // can still change the record between reload and write). Saves of
+  // different sessions never wait for each other, even across a round trip.
+  class SaveTurn {
+   public:
+    SaveTurn(const Store& store, std::string_view key);
+    ~SaveTurn();
+    SaveTurn(const SaveTurn&) = delete;
+    SaveTurn& operator=(const SaveTurn&) = delete;
+
+   private:
+    const Store& store_;
+    std::string key_;
+  };
 
   int64_t now() const { return clock_ ? clock_() : default_now(); }
   // Tests move time forward without sleeping. Not thread-safe: set it before
@@ -109,7 +119,10 @@ class Store {
   std::unique_ptr<Codec> codec_;
   std::unique_ptr<Backend> backend_;
   std::function<int64_t()> clock_;
-  mutable std::array<std::mutex, 64> merge_locks_;
+  // The keys whose saves are under way (SaveTurn).
+  mutable std::mutex saving_mu_;
+  mutable std::condition_variable saving_done_;
+  mutable std::unordered_set<std::string> saving_;
 };
 
 }  // namespace sessions::internal
