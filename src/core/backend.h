@@ -75,5 +75,7 @@ class Backend {
 // 64 bits of SHA-1 of a record's bytes: the version of stores that keep
 // none of their own (Redis compares the same digest in its script).
 Version content_version(std::string_view data);
+// SHA-1 of `data` into digest[20].
+void sha1(std::string_view data, unsigned char* digest);
 
 }  // namespace sessions::internal

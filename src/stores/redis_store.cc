@@ -43,7 +43,7 @@ return 2
 
 std::string sha1_hex(std::string_view text, size_t digits) {
   unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  sha1(text, digest);
   static const char kHex[] = "0123456789abcdef";
   std::string out;
   for (size_t i = 0; i < SHA_DIGEST_LENGTH && out.size() < digits; ++i) {
