@@ -1,6 +1,7 @@
 """The nginx module in Debian's nginx: an application logs users in, nginx
 reads their sessions and gates locations on them."""
 import os
+import random
 import re
 import signal
 import threading
@@ -411,3 +412,42 @@ def test_the_cache_serves_a_session_for_its_ttl_then_reads_the_store(nginx, redi
     assert get(nginx.port, "/cached", cookie="mysession=forged").status == 401
     both = f"{cookies[1]}; {cookies[2]}"
     assert get(nginx.port, "/cached", cookie=both).status == 401
+
+
+def test_a_chunked_cookie_session_gates_and_fills_variables(nginx, upstream):
+    """A cookie: session over 4 KB arrives as several cookies (NAME, NAME.1,
+    ...): nginx joins them like the library does. Its Cookie header passes
+    nginx's default 8 KB line, so the site raises large_client_header_buffers,
+    as docs/stores.md says to."""
+    nginx.start(f"""
+    sessions_store "cookie:";
+    sessions_secret_file {nginx.secret_file};
+    sessions_cookie mysession;
+    server {{
+        listen 127.0.0.1:{nginx.port};
+        large_client_header_buffers 4 32k;
+        location /admin {{
+            sessions_require user_id;
+            proxy_set_header X-User-Id $session_user_id;
+            proxy_set_header X-Notes-Length $session_notes_length;
+            proxy_pass http://127.0.0.1:{upstream.port};
+        }}
+    }}""")
+    store = binding_store("cookie:")
+    with store.begin("") as req:
+        s = req.session("mysession")
+        s["user_id"] = 7
+        s["notes"] = "".join(random.Random(3).choice("abcdef") for _ in range(8000))
+        s["notes_length"] = 8000
+        lines = req.finish()
+    assert len(lines) == 3, [line[:20] for line in lines]
+    pairs = [cookie_pair(line) for line in lines]
+    r = get(nginx.port, "/admin", cookie="; ".join(pairs))
+    assert r.status == 200, r.body
+    headers = r.json()["headers"]
+    assert headers["x-user-id"] == "7" and headers["x-notes-length"] == "8000"
+    # A chunk missing or from the wrong place: not a session, so 401.
+    assert get(nginx.port, "/admin", cookie="; ".join(pairs[:2])).status == 401
+    swapped = [pairs[0], pairs[2].replace("mysession.2=", "mysession.1="),
+               pairs[1].replace("mysession.1=", "mysession.2=")]
+    assert get(nginx.port, "/admin", cookie="; ".join(swapped)).status == 401

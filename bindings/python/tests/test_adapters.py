@@ -2,6 +2,7 @@
 app under werkzeug's server, driven over HTTP with http.cookiejar."""
 import http.cookiejar
 import json
+import random
 import threading
 import urllib.error
 import urllib.request
@@ -48,6 +49,10 @@ def wsgi_app(environ, start_response):
         session["user"] = "ann"
     elif path == "/incr":
         session["count"] = session.get("count", -1) + 1
+    elif path == "/big":
+        session["big"] = "".join(random.Random(1).choice("abcdefghij") for _ in range(10000))
+    elif path == "/small":
+        session.pop("big", None)
     elif path == "/boom":
         session["user"] = "mallory"  # half done: must not be saved
         raise RuntimeError("the handler failed")
@@ -72,6 +77,26 @@ def test_wsgi_sessions_across_requests(wsgi_server):
     assert cookies and cookies[0].startswith("mysession=") and "HttpOnly" in cookies[0]
     assert [json.loads(b.get("/incr")[1])["count"] for _ in range(3)] == [0, 1, 2]
     assert json.loads(b.get("/")[1])["user"] == "ann"
+
+
+def test_wsgi_a_big_cookie_session_spans_chunks_and_shrinks_back():
+    store = sessions.Store("cookie:", secrets=[SECRET], max_chunks=8)
+    server = serve(SessionMiddleware(wsgi_app, store, cookie_name="mysession"))
+    try:
+        b = Browser(server.server_port)
+        status, _, cookies = b.get("/big")
+        assert status == 200
+        names = sorted(c.split("=", 1)[0] for c in cookies)
+        assert names == ["mysession", "mysession.1", "mysession.2", "mysession.3"]
+        assert all(len(c) <= 4096 for c in cookies)
+        assert len(json.loads(b.get("/incr")[1])["big"]) == 10000  # read back whole
+        status, _, cookies = b.get("/small")
+        assert sum("Max-Age=0" in c for c in cookies) == 3  # the stale chunks expired
+        assert sorted(c.name for c in b.jar) == ["mysession"]
+        assert json.loads(b.get("/incr")[1]) == {"count": 1}
+    finally:
+        server.shutdown()
+        store.close()
 
 
 def test_wsgi_a_failing_handler_saves_nothing(wsgi_server):
@@ -141,6 +166,36 @@ def test_flask_app_switches_with_two_lines():
         status, _, cookies = b.get("/boom")
         assert status == 500 and not cookies
         assert json.loads(b.get("/me")[1])["user"] == "ann"
+    finally:
+        server.shutdown()
+        store.close()
+
+
+def test_flask_reads_a_chunked_cookie_session():
+    from sessions.flask import SessionInterface
+
+    app = flask.Flask(__name__)
+    store = sessions.Store("cookie:", secrets=[SECRET], max_chunks=6)
+    app.session_interface = SessionInterface(store)
+
+    @app.route("/big")
+    def big():
+        flask.session["notes"] = "".join(random.Random(2).choice("0123456789") for _ in range(9000))
+        return {"ok": True}
+
+    @app.route("/me")
+    def me():
+        return {"notes": len(flask.session.get("notes", ""))}
+
+    from werkzeug.serving import make_server as werkzeug_server
+    server = werkzeug_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        b = Browser(server.server_port)
+        status, _, cookies = b.get("/big")
+        assert status == 200 and len(cookies) == 4
+        assert json.loads(b.get("/me")[1]) == {"notes": 9000}
     finally:
         server.shutdown()
         store.close()
