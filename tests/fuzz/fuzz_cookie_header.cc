@@ -222,8 +222,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              "sess_request_finish gave " + std::to_string(finished) + ": " + last_error());
 
   // ---- The round trip: the Set-Cookie values, sent back.
+  // One line per session under its own name, and for cookie: sessions the
+  // chunks past 4 KB (NAME.i) and the deletions of chunks the header carried
+  // that a session no longer uses.
   const size_t lines = sess_request_set_cookie_count(req);
-  if (finished == SESS_OK) FUZZ_CHECK(lines == 3, std::to_string(lines) + " Set-Cookie lines for 3 changed sessions");
+  size_t session_lines = 0;
   std::string next_header;
   std::vector<size_t> returned;  // index into targets
   for (size_t i = 0; i < lines; ++i) {
@@ -232,14 +235,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(line != nullptr && std::strlen(line) == len, "sess_request_set_cookie");
     check_set_cookie(std::string_view(line, len));
     const std::string_view name = cookie_name(line);
+    const bool deletion = std::string_view(line, len).find("; Max-Age=0;") != std::string_view::npos;
     size_t target = 3;
-    for (size_t t = 0; t < 3; ++t)
-      if (name == targets[t].name) target = t;
+    bool chunk = false;
+    for (size_t t = 0; t < 3; ++t) {
+      const std::string_view own = targets[t].name;
+      if (name == own) target = t;
+      if (name.size() > own.size() + 1 && name.substr(0, own.size()) == own && name[own.size()] == '.' &&
+          name.find_first_not_of("0123456789", own.size() + 1) == std::string_view::npos) {
+        target = t;
+        chunk = true;
+      }
+    }
     FUZZ_CHECK(target < 3, "a Set-Cookie for an unknown name: " + escape(line));
+    FUZZ_CHECK(!chunk || &targets[target] != &memory_target(), "chunks of a memory: session: " + escape(line));
+    FUZZ_CHECK(!deletion || chunk, "a session's own cookie deleted though nothing destroyed it: " + escape(line));
+    if (deletion) continue;
     if (!next_header.empty()) next_header += "; ";
     next_header += cookie_pair(line);
+    if (chunk) continue;
+    ++session_lines;
     returned.push_back(target);
   }
+  if (finished == SESS_OK)
+    FUZZ_CHECK(session_lines == 3, std::to_string(session_lines) + " session cookies for 3 changed sessions");
   FUZZ_CHECK(sess_request_set_cookie(req, lines, nullptr) == nullptr, "sess_request_set_cookie past the end");
   sess_request_free(req);
 
