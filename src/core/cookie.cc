@@ -111,6 +111,30 @@ void CookieOptions::validate() const {
     fail(Errc::bad_option, "partitioned=true requires secure=true (browsers drop such cookies)");
 }
 
+namespace {
+
+bool has_prefix_ignoring_case(std::string_view name, std::string_view prefix) {
+  if (name.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(name[i])) != std::tolower(static_cast<unsigned char>(prefix[i])))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+void CookieOptions::validate_for(std::string_view name) const {
+  validate();
+  // Browsers match the prefixes without regard to case (RFC 6265bis).
+  const bool host = has_prefix_ignoring_case(name, "__Host-");
+  if (!host && !has_prefix_ignoring_case(name, "__Secure-")) return;
+  const std::string why = "cookie '" + std::string(name) + "': browsers drop a " +
+                          (host ? "__Host-" : "__Secure-") + " cookie unless it is ";
+  if (!secure) fail(Errc::bad_option, why + "Secure (set secure=true)");
+  if (host && !domain.empty()) fail(Errc::bad_option, why + "host-only (remove domain=)");
+  if (host && path != "/") fail(Errc::bad_option, why + "for Path=/ (set path=/)");
+}
+
 void validate_cookie_name(std::string_view name) {
   if (name.empty() || name.size() > 256)
     fail(Errc::bad_option, "cookie name must be 1 to 256 characters");

@@ -115,3 +115,35 @@ TEST_CASE("cookie names must be tokens") {
   for (std::string bad : std::vector<std::string>{"", "a b", "a;b", "a=b", "a\r\n", "caf\xc3\xa9", std::string(257, 'a')})
     CHECK_THROWS_AS(validate_cookie_name(bad), Error);
 }
+
+TEST_CASE("__Host- and __Secure- cookie names demand what browsers demand") {
+  using sessions::internal::CookieOptions;
+  using sessions::internal::Errc;
+  auto error = [](const CookieOptions& o, const char* name) -> std::string {
+    try {
+      o.validate_for(name);
+    } catch (const sessions::internal::Error& e) {
+      CHECK(e.code() == Errc::bad_option);
+      return e.what();
+    }
+    return "";
+  };
+  CookieOptions plain;  // secure=false, path=/, no domain
+  CHECK(error(plain, "sid") == "");
+  CHECK(error(plain, "__Secure-sid").find("unless it is Secure") != std::string::npos);
+  CHECK(error(plain, "__Host-sid").find("unless it is Secure") != std::string::npos);
+  CHECK(error(plain, "__host-sid").find("__Host-") != std::string::npos);  // any case
+  CookieOptions secure;
+  secure.secure = true;
+  CHECK(error(secure, "__Secure-sid") == "");
+  CHECK(error(secure, "__Host-sid") == "");
+  CookieOptions with_domain = secure;
+  with_domain.domain = "example.com";
+  CHECK(error(with_domain, "__Secure-sid") == "");
+  CHECK(error(with_domain, "__Host-sid").find("host-only") != std::string::npos);
+  CookieOptions with_path = secure;
+  with_path.path = "/app";
+  CHECK(error(with_path, "__Secure-sid") == "");
+  CHECK(error(with_path, "__Host-sid").find("Path=/") != std::string::npos);
+  CHECK(error(plain, "__Hostile") == "");  // not the prefix
+}

@@ -536,3 +536,22 @@ TEST_CASE("Store::check validates without dialling or touching files") {
   Config no_secret;
   CHECK_THROWS_AS(Store::check("cookie:", no_secret), Error);
 }
+
+TEST_CASE("a __Host- session is refused at sess_request_session unless its options allow it") {
+  Fixture insecure("memory:");
+  Request r("");
+  CHECK_THROWS_AS(r.session(insecure.store, "__Host-sid"), Error);
+  CHECK_THROWS_AS(r.session(insecure.store, "__Secure-sid"), Error);
+  Fixture secure("memory:", {{"secure", "true"}});
+  Session& s = r.session(secure.store, "__Host-sid");
+  s.set("n", Value(1));
+  // A per-session override cannot break it either.
+  CHECK_THROWS_AS(s.set_option("domain", "example.com"), Error);
+  CHECK_THROWS_AS(s.set_option("path", "/app"), Error);
+  CHECK_THROWS_AS(s.set_option("secure", "false"), Error);
+  std::string message;
+  REQUIRE(r.finish(&message) == Errc::ok);
+  REQUIRE(r.set_cookie_count() == 1);
+  CHECK(r.set_cookie(0).rfind("__Host-sid=", 0) == 0);
+  CHECK(r.set_cookie(0).find("; Secure") != std::string::npos);
+}
