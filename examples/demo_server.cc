@@ -131,6 +131,18 @@ httplib::Server::Handler with_sessions(Handler handler) {
   };
 }
 
+// The body of a POST registered with a content reader (up to kMaxBody and a
+// byte more, so that a longer one can be refused); empty when none was sent.
+std::string read_body(const httplib::Request& req, const httplib::ContentReader& content) {
+  std::string body;
+  if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
+    content([&](const char* data, size_t len) {
+      body.append(data, len);
+      return body.size() <= kMaxBody;
+    });
+  return body;
+}
+
 // A session for the handler; logs why a cookie was not accepted.
 sessions::Session open_session(sessions::Request& r, const sessions::Store& store,
                                const std::string& name) {
@@ -223,12 +235,7 @@ int main(int argc, char** argv) {
   // `curl -X POST` sends it.
   server.Post("/flash", [&](const httplib::Request& req, httplib::Response& res,
                             const httplib::ContentReader& content) {
-    std::string body;
-    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
-      content([&](const char* data, size_t len) {
-        body.append(data, len);
-        return body.size() <= kMaxBody;
-      });
+    const std::string body = read_body(req, content);
     with_sessions([&](const auto&, auto& res, auto& r) {
       std::string msg = req.has_param("msg") ? req.get_param_value("msg") : body;
       if (msg.empty()) return reply(res, 400, {{"error", "missing ?msg= or a body"}});
@@ -248,12 +255,7 @@ int main(int argc, char** argv) {
   // cart outgrows one cookie on cookie: and is chunked.
   server.Post("/cart", [&](const httplib::Request& req, httplib::Response& res,
                            const httplib::ContentReader& content) {
-    std::string body;
-    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
-      content([&](const char* data, size_t len) {
-        body.append(data, len);
-        return body.size() <= kMaxBody;
-      });
+    const std::string body = read_body(req, content);
     with_sessions([&](const auto&, auto& res, auto& r) {
       json changes = json::object();
       if (req.has_param("sku")) {

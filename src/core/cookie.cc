@@ -123,8 +123,7 @@ bool has_prefix_ignoring_case(std::string_view name, std::string_view prefix) {
 
 }  // namespace
 
-void CookieOptions::validate_for(std::string_view name) const {
-  validate();
+void CookieOptions::validate_prefix(std::string_view name) const {
   // Browsers match the prefixes without regard to case (RFC 6265bis).
   const bool host = has_prefix_ignoring_case(name, "__Host-");
   if (!host && !has_prefix_ignoring_case(name, "__Secure-")) return;

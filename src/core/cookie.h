@@ -28,11 +28,11 @@ struct CookieOptions {
   // Throws Errc::bad_option for combinations browsers reject: SameSite=None or
   // Partitioned without Secure.
   void validate() const;
-  // Also what browsers demand of a cookie named `name` (RFC 6265bis section
+  // What browsers demand of a cookie named `name` (RFC 6265bis section
   // 4.1.3): a __Secure- cookie must be Secure; a __Host- cookie Secure, with
   // Path=/ and no Domain. Browsers drop such a cookie without a word
   // otherwise, which would log everyone out at every request.
-  void validate_for(std::string_view name) const;
+  void validate_prefix(std::string_view name) const;
 };
 
 // Throws Errc::bad_option unless `name` is an RFC 6265 cookie-name token.

@@ -21,7 +21,7 @@ Session& Request::session(const std::shared_ptr<Store>& store, std::string_view 
     return *s;
   }
   validate_cookie_name(name);
-  store->settings().cookie.validate_for(name);
+  store->settings().cookie.validate_prefix(name);
   if (session_count_ == sessions_.size()) sessions_.push_back(std::make_unique<Session>());
   Session& session = *sessions_[session_count_];
   session.start(store, name);

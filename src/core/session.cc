@@ -488,7 +488,8 @@ void Session::set_option(std::string_view name, std::string_view value) {
   CookieOptions options = effective_options();
   if (!options.set(name, value))
     fail(Errc::bad_option, "'" + std::string(name) + "' is not a cookie option");
-  options.validate_for(name_);
+  options.validate();
+  options.validate_prefix(name_);
   if (name == "max_age") {
     if (options.max_age < 0) return destroy();
     record_.max_age = options.max_age;

@@ -121,7 +121,7 @@ TEST_CASE("__Host- and __Secure- cookie names demand what browsers demand") {
   using sessions::internal::Errc;
   auto error = [](const CookieOptions& o, const char* name) -> std::string {
     try {
-      o.validate_for(name);
+      o.validate_prefix(name);
     } catch (const sessions::internal::Error& e) {
       CHECK(e.code() == Errc::bad_option);
       return e.what();
