@@ -118,7 +118,7 @@ const char* sess_strerror(int code) {
     case SESS_E_BAD_URI: return "bad store URI";
     case SESS_E_BAD_OPTION: return "bad option";
     case SESS_E_BAD_SECRET: return "bad secret";
-    case SESS_E_UNSUPPORTED: return "store not supported by this build";
+    case SESS_E_UNSUPPORTED: return "not supported by this store or build";
     case SESS_E_STORE_UNAVAILABLE: return "store unavailable";
     case SESS_E_COOKIE_TOO_LARGE: return "cookie too large";
     case SESS_E_VALUE_TOO_LARGE: return "session data too large";
@@ -127,6 +127,7 @@ const char* sess_strerror(int code) {
     case SESS_E_STATE: return "call out of order";
     case SESS_E_INTERNAL: return "internal error";
     case SESS_E_CONFLICT: return "session changed by a concurrent request";
+    case SESS_E_CSRF: return "CSRF token does not match";
     default: return "unknown error";
   }
 }
@@ -140,6 +141,7 @@ const char* sess_status_name(int status) {
     case SESS_STATUS_UNKNOWN_KEY: return "unknown_key";
     case SESS_STATUS_MALFORMED: return "malformed";
     case SESS_STATUS_UNKNOWN_ID: return "unknown_id";
+    case SESS_STATUS_REVOKED: return "revoked";
     default: return "unknown";
   }
 }

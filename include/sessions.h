@@ -49,11 +49,11 @@
 #include <stdint.h>
 
 #define SESS_VERSION_MAJOR 0
-#define SESS_VERSION_MINOR 3
+#define SESS_VERSION_MINOR 4
 #define SESS_VERSION_RELEASE 0
 #define SESS_VERSION_NUMBER \
   (SESS_VERSION_MAJOR * 10000 + SESS_VERSION_MINOR * 100 + SESS_VERSION_RELEASE)
-#define SESS_VERSION_STRING "0.3.0"
+#define SESS_VERSION_STRING "0.4.0"
 
 #if defined(_WIN32)
 #define SESS_API
@@ -85,8 +85,10 @@ enum {
   SESS_E_HEADER_TOO_LARGE = 13,  /* Cookie: header over SESS_MAX_COOKIE_HEADER bytes */
   SESS_E_STATE = 14,             /* call out of order (e.g. after sess_request_finish) */
   SESS_E_INTERNAL = 15,          /* a bug: please report it */
-  SESS_E_CONFLICT = 16           /* concurrency=cas: the record changed since it was loaded
+  SESS_E_CONFLICT = 16,          /* concurrency=cas: the record changed since it was loaded
                                     (or merge gave up): nothing was saved; retry the request */
+  SESS_E_CSRF = 17               /* the CSRF token is missing, malformed or not this
+                                    session's (sess_csrf_verify); answer 403 */
 };
 
 /* Why a session is what it is after loading (sess_session_status). Every
@@ -98,7 +100,9 @@ enum {
   SESS_STATUS_TAMPERED = 3,    /* authentication failed: modified or forged */
   SESS_STATUS_UNKNOWN_KEY = 4, /* sealed with a secret this store no longer has */
   SESS_STATUS_MALFORMED = 5,   /* not a cookie this library wrote */
-  SESS_STATUS_UNKNOWN_ID = 6   /* authentic ID with no record in the store */
+  SESS_STATUS_UNKNOWN_ID = 6,  /* authentic ID with no record in the store */
+  SESS_STATUS_REVOKED = 7      /* its principal's sessions were ended after it logged in
+                                  (sess_store_end_sessions, stores that revoke by stamps) */
 };
 
 /* Value types (sess_get_type). The MessagePack data model. */
@@ -220,6 +224,75 @@ SESS_API int sess_session_destroy(sess_session *s);
  * session (e.g. "remember me"); a negative max_age destroys the session. */
 SESS_API int sess_session_set_option(sess_session *s, const char *name, const char *value);
 
+/* ---- Principals: listing sessions, logging out everywhere (since 0.4) --
+ *
+ * A principal names whom a session belongs to ("user:42"): 1 to 255 bytes
+ * of UTF-8 of your choosing. Set it at login, together with
+ * sess_session_regenerate_id; the store can then list the principal's
+ * sessions and end them ("log out my other devices", "an admin ends a
+ * compromised account's sessions"). Stores with an index (memory:, redis:,
+ * file:, sqlite:, postgresql:, mongodb:) delete the records; cookie: (with
+ * the option revocation=URI), memcached: and custom stores write a stamp
+ * instead that refuses, as SESS_STATUS_REVOKED, every session of the
+ * principal that logged in before it, within revocation_cache seconds in
+ * other processes. docs/api.md#principals. */
+/* Ties the session to `principal` (NULL or "" unties it), authenticated now. */
+SESS_API int sess_session_set_principal(sess_session *s, const char *principal);
+SESS_API const char *sess_session_principal(const sess_session *s); /* "" if none; borrowed */
+/* Application metadata listed with the session (a user agent, an address, a
+ * label): up to 16 entries, keys 1 to 64 bytes, values at most 1024 bytes of
+ * UTF-8. A NULL value removes the entry. */
+SESS_API int sess_session_set_metadata(sess_session *s, const char *key, const char *value);
+/* Borrowed; SESS_NOT_FOUND when absent. */
+SESS_API int sess_session_metadata(const sess_session *s, const char *key, const char **value);
+/* The non-secret handle that sess_store_list_sessions shows for this
+ * session (22 base64url characters), to mark "this device" and to end one
+ * session; "" for cookie: and for a new session before it has an ID.
+ * Borrowed until the next sess_session_handle call on this thread. */
+SESS_API const char *sess_session_handle(const sess_session *s);
+
+typedef struct sess_session_list sess_session_list;
+typedef struct sess_session_info {
+  const char *handle;        /* as sess_session_handle */
+  int64_t created;           /* Unix seconds */
+  int64_t last_seen;         /* Unix seconds, last save */
+  const char *metadata_json; /* a JSON object of strings, "{}" when none */
+} sess_session_info;
+/* The live sessions of `principal`, most recently seen first. Strings in the
+ * list are borrowed until sess_session_list_free. SESS_E_UNSUPPORTED for
+ * stores that revoke by stamps (they keep no index). */
+SESS_API int sess_store_list_sessions(sess_store *store, const char *principal,
+                                      sess_session_list **out);
+SESS_API size_t sess_session_list_count(const sess_session_list *list);
+SESS_API int sess_session_list_get(const sess_session_list *list, size_t i,
+                                   sess_session_info *out); /* SESS_NOT_FOUND past the end */
+SESS_API void sess_session_list_free(sess_session_list *list);
+/* Ends every session of `principal` except `keep` (NULL: all of them;
+ * typically the current request's session: "log out my other devices").
+ * *ended (may be NULL) is how many were ended, or -1 for stores that revoke
+ * by stamps, which cannot count. SESS_E_UNSUPPORTED for cookie: without a
+ * revocation store. */
+SESS_API int sess_store_end_sessions(sess_store *store, const char *principal, sess_session *keep,
+                                     int64_t *ended);
+/* Ends the one session of `principal` shown under `handle`: SESS_OK, or
+ * SESS_NOT_FOUND. SESS_E_UNSUPPORTED for stores that revoke by stamps. */
+SESS_API int sess_store_end_session(sess_store *store, const char *principal, const char *handle);
+
+/* ---- CSRF tokens (since 0.4) -------------------------------------------
+ * A token for forms and for an X-CSRF-Token header, derived from a secret
+ * kept in the session and masked with fresh randomness on every call, so
+ * that it never repeats in a page (BREACH). Every token of the session
+ * verifies until sess_session_regenerate_id or sess_session_destroy, which
+ * replace the secret. The first call creates the secret: the session is then
+ * saved at finish. docs/api.md#csrf. */
+/* 86 base64url characters, borrowed until the next sess_csrf_token call on
+ * this thread. */
+SESS_API int sess_csrf_token(sess_session *s, const char **token, size_t *len);
+/* SESS_OK when `token` is one of this session's, else SESS_E_CSRF (a NULL
+ * or empty token, any length, any byte changed, another session's or one
+ * from before a regenerate); compared in constant time. */
+SESS_API int sess_csrf_verify(const sess_session *s, const char *token, size_t len);
+
 /* ---- Values ----------------------------------------------------------- */
 /* Keys are NUL-terminated UTF-8, 1 to 255 bytes. Getters return
  * SESS_NOT_FOUND when the key is absent and SESS_E_TYPE_MISMATCH when it holds
@@ -297,7 +370,8 @@ SESS_API int sess_flashes_json(sess_session *s, const char *kind, char **out, si
  *
  * What the library guarantees to a backend:
  *  - keys are NUL-terminated, 1 to 64 bytes of base64url (A-Z a-z 0-9 - _):
- *    the session ID, or its SHA-256 with hash_keys=true;
+ *    the session ID, or its SHA-256 with hash_keys=true (43 characters), or
+ *    a principal's revocation stamp (50 characters, "revoked..."; since 0.4);
  *  - data is opaque bytes, at most the store's max_data_bytes: keep them as
  *    they are; ttl is in seconds (>= 1) from `now` (Unix seconds, the
  *    store's clock, which a backend should use for expiry);

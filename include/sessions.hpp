@@ -274,6 +274,35 @@ class Store {
   Store& operator=(const Store&) = delete;
   sess_store* get() const { return p_; }
 
+  // ---- A principal's sessions (sessions.h, "Principals") ----
+  struct SessionInfo {
+    std::string handle;
+    int64_t created = 0, last_seen = 0;
+    std::string metadata_json;  // a JSON object of strings
+  };
+  std::vector<SessionInfo> list_sessions(const std::string& principal) const {
+    sess_session_list* list = nullptr;
+    detail::check(sess_store_list_sessions(p_, principal.c_str(), &list));
+    std::vector<SessionInfo> out;
+    for (size_t i = 0, n = sess_session_list_count(list); i < n; ++i) {
+      sess_session_info info;
+      sess_session_list_get(list, i, &info);
+      out.push_back({info.handle, info.created, info.last_seen, info.metadata_json});
+    }
+    sess_session_list_free(list);
+    return out;
+  }
+  // Ends them all but `keep` (Session::get(), or nullptr); how many, or -1
+  // for stores that revoke by stamps.
+  int64_t end_sessions(const std::string& principal, sess_session* keep = nullptr) const {
+    int64_t ended = 0;
+    detail::check(sess_store_end_sessions(p_, principal.c_str(), keep, &ended));
+    return ended;
+  }
+  bool end_session(const std::string& principal, const std::string& handle) const {
+    return detail::check(sess_store_end_session(p_, principal.c_str(), handle.c_str()));
+  }
+
  private:
   explicit Store(sess_store* p) : p_(p) {}
   sess_store* p_ = nullptr;
@@ -382,6 +411,33 @@ class Session {
   void set_option(const std::string& name, const std::string& value) {
     detail::check(sess_session_set_option(p_, name.c_str(), value.c_str()));
   }
+  // ---- Principals and CSRF tokens (sessions.h) ----
+  std::string principal() const { return sess_session_principal(p_); }
+  void set_principal(const std::string& principal) {  // "" unties
+    detail::check(sess_session_set_principal(p_, principal.c_str()));
+  }
+  std::optional<std::string> metadata(const std::string& key) const {
+    const char* v = nullptr;
+    if (!detail::check(sess_session_metadata(p_, key.c_str(), &v))) return std::nullopt;
+    return std::string(v);
+  }
+  void set_metadata(const std::string& key, const std::string& value) {
+    detail::check(sess_session_set_metadata(p_, key.c_str(), value.c_str()));
+  }
+  void erase_metadata(const std::string& key) {
+    detail::check(sess_session_set_metadata(p_, key.c_str(), nullptr));
+  }
+  std::string handle() const { return sess_session_handle(p_); }
+  std::string csrf_token() {
+    const char* t = nullptr;
+    size_t len = 0;
+    detail::check(sess_csrf_token(p_, &t, &len));
+    return std::string(t, len);
+  }
+  bool verify_csrf(std::string_view token) const {
+    return sess_csrf_verify(p_, token.data(), token.size()) == SESS_OK;
+  }
+
   sess_session* get() const { return p_; }
 
  private:

@@ -6,7 +6,7 @@ import hashlib
 import os
 import zipfile
 
-NAME, VERSION = "sessions", "0.3.0"
+NAME, VERSION = "sessions", "0.4.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIST_INFO = f"{NAME}-{VERSION}.dist-info"
 METADATA = (f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {VERSION}\n"

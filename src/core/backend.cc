@@ -52,4 +52,8 @@ Commit Backend::save_if(std::string_view from, std::string_view to, std::string_
   return Commit::written;
 }
 
+void Backend::principal_records(std::string_view, int64_t, KeyedRecords*) {
+  fail(Errc::unsupported, "this store keeps no index of sessions by principal");
+}
+
 }  // namespace sessions::internal

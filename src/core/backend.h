@@ -7,6 +7,8 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sessions::internal {
 
@@ -70,6 +72,21 @@ class Backend {
                          int64_t now, int64_t ttl, Version expected);
   // True when save_if() is atomic against every other writer of the store.
   virtual bool atomic_save_if() const { return false; }
+
+  // ---- Principals (sess_session_set_principal) ----
+  //
+  // True when principal_records() can find a principal's sessions: the store
+  // keeps an index from each saved record's principal (record_principal() of
+  // the data) in step with save, save_if and move, and expired or erased
+  // records leave it, so that it never grows without bound. Stores without
+  // one end sessions by revocation stamps instead (principals.h).
+  virtual bool indexes_principals() const { return false; }
+  // Appends (key, stored record) for each live record indexed under
+  // `principal`. An entry may be stale (a record whose principal has changed
+  // since): the caller checks each record's own principal. Throws
+  // store_unavailable; the default throws unsupported.
+  using KeyedRecords = std::vector<std::pair<std::string, std::string>>;
+  virtual void principal_records(std::string_view principal, int64_t now, KeyedRecords* out);
 };
 
 // 64 bits of SHA-1 of a record's bytes: the version of stores that keep

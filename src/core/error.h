@@ -27,6 +27,7 @@ enum class Errc : int {
   state = SESS_E_STATE,
   internal = SESS_E_INTERNAL,
   conflict = SESS_E_CONFLICT,
+  csrf = SESS_E_CSRF,
 };
 
 // Thrown for real errors only; decode failures of hostile cookies are

@@ -29,6 +29,9 @@ class Reader {
  public:
   explicit Reader(std::string_view data) : rest_(data) {}
   bool u8(uint8_t* v) { return take(1, [&](const unsigned char* p) { *v = p[0]; }); }
+  bool u16(uint16_t* v) {
+    return take(2, [&](const unsigned char* p) { *v = uint16_t(p[0] << 8 | p[1]); });
+  }
   bool u32(uint32_t* v) {
     return take(4, [&](const unsigned char* p) { *v = load_be32(p); });
   }
@@ -89,6 +92,39 @@ bool unpack_flashes(std::string_view bytes, Map* out) {
       if (!in.value(list ? &(*list)[j] : nullptr)) return false;
   }
   return in.done();
+}
+
+// The identity header's fields into *out; false when they do not add up.
+// `strict` also checks the strings are UTF-8 and the metadata keys sorted.
+bool decode_identity(Reader* in, bool strict, Identity* out) {
+  uint8_t version = 0, principal_len = 0, secret_len = 0, entries = 0;
+  std::string_view principal, secret;
+  if (!in->u8(&version) || version != kIdentityHeader || !in->i64(&out->auth_us) ||
+      !in->u8(&principal_len) || !in->bytes(principal_len, &principal) || !in->u8(&secret_len) ||
+      (secret_len != 0 && secret_len != Identity::kCsrfSecretSize) ||
+      !in->bytes(secret_len, &secret) || !in->u8(&entries) ||
+      entries > Identity::kMaxMetadataEntries)
+    return false;
+  if (principal_len == 0 && secret_len == 0 && entries == 0) return false;  // written as none
+  if (out->auth_us < 0) return false;
+  if (strict && !is_valid_utf8(principal)) return false;
+  out->principal.assign(principal);
+  out->csrf_secret.assign(secret);
+  out->metadata.clear();
+  for (uint8_t i = 0; i < entries; ++i) {
+    uint8_t key_len = 0;
+    uint16_t value_len = 0;
+    std::string_view key, value;
+    if (!in->u8(&key_len) || key_len == 0 || key_len > Identity::kMaxMetadataKey ||
+        !in->bytes(key_len, &key) || !in->u16(&value_len) ||
+        value_len > Identity::kMaxMetadataValue || !in->bytes(value_len, &value))
+      return false;
+    if (strict && (!is_valid_utf8(key) || !is_valid_utf8(value) ||
+                   (!out->metadata.empty() && out->metadata.back().first >= key)))
+      return false;
+    out->metadata.emplace_back(key, value);
+  }
+  return true;
 }
 
 int string_write(void* data, const char* buf, size_t len) {
@@ -215,9 +251,53 @@ Map ValueTable::decode_all() const {
   return out;
 }
 
+// ---- Identity ---------------------------------------------------------------
+
+void Identity::clear() {
+  principal.clear();
+  auth_us = 0;
+  csrf_secret.clear();
+  metadata.clear();
+}
+
+const std::string* Identity::find_metadata(std::string_view key) const {
+  for (const auto& [k, v] : metadata)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+void encode_identity(const Identity& identity, std::string* out) {
+  if (identity.empty()) return;
+  char header[9];
+  header[0] = char(kIdentityHeader);
+  store_be64(header + 1, uint64_t(identity.auth_us));
+  out->append(header, sizeof header);
+  out->push_back(char(identity.principal.size()));
+  out->append(identity.principal);
+  out->push_back(char(identity.csrf_secret.size()));
+  out->append(identity.csrf_secret);
+  out->push_back(char(identity.metadata.size()));
+  for (const auto& [key, value] : identity.metadata) {
+    out->push_back(char(key.size()));
+    out->append(key);
+    out->push_back(char(value.size() >> 8));
+    out->push_back(char(value.size() & 0xff));
+    out->append(value);
+  }
+}
+
+std::string_view record_principal(std::string_view stored) {
+  // 0x03 | auth_us (8) | length (1) | principal
+  if (stored.size() < 10 || static_cast<unsigned char>(stored[0]) != kIdentityHeader) return {};
+  const size_t len = static_cast<unsigned char>(stored[9]);
+  if (stored.size() < 10 + len) return {};
+  return stored.substr(10, len);
+}
+
 // ---- Records ----------------------------------------------------------------
 
 void SessionRecord::reset() {
+  identity.clear();
   created = last_seen = 0;
   max_age.reset();
   values.clear();
@@ -279,6 +359,15 @@ std::string* load_buffer(SessionRecord* out) {
 }
 
 bool decode_loaded(SessionRecord* out, std::string_view frame, bool strict, size_t max_inflated) {
+  out->identity.clear();
+  if (!frame.empty() && static_cast<unsigned char>(frame[0]) == kIdentityHeader) {
+    Reader in(frame);
+    if (!decode_identity(&in, strict, &out->identity)) {
+      out->reset();
+      return false;
+    }
+    frame = frame.substr(size_t(in.position() - frame.data()));
+  }
   if (!frame.empty() && static_cast<unsigned char>(frame[0]) == kCompressedRecord) {
     // The inflated frame replaces the record's buffer; the envelope's buffer
     // is kept for the thread's next one.

@@ -68,7 +68,41 @@ class ValueTable {
   size_t live_packed_ = 0;      // entries of packed_ not gone
 };
 
+// Who a session belongs to, and what the application says about it for
+// listing; kept in a header before the record's frame (docs/format.md):
+//
+//   0x03 | auth_us (i64) | principal length (u8) | principal
+//   | CSRF secret length (u8: 0 or 32) | secret | metadata count (u8)
+//   | count x [ key length (u8) | key | value length (u16) | value ] | frame
+//
+// where frame is a version-1 or a compressed record. Sessions without any of
+// it are stored as before, so their bytes do not change.
+struct Identity {
+  static constexpr size_t kMaxPrincipal = 255;
+  static constexpr size_t kMaxMetadataEntries = 16;
+  static constexpr size_t kMaxMetadataKey = 64;
+  static constexpr size_t kMaxMetadataValue = 1024;
+  static constexpr size_t kCsrfSecretSize = 32;
+
+  std::string principal;     // empty: none
+  int64_t auth_us = 0;       // when the principal was set, Unix microseconds
+  std::string csrf_secret;   // empty, or kCsrfSecretSize random bytes
+  std::vector<std::pair<std::string, std::string>> metadata;  // sorted by key
+
+  bool empty() const { return principal.empty() && csrf_secret.empty() && metadata.empty(); }
+  void clear();
+  const std::string* find_metadata(std::string_view key) const;
+};
+
+constexpr unsigned char kIdentityHeader = 0x03;
+// Appends the identity header to *out (nothing for an empty identity).
+void encode_identity(const Identity& identity, std::string* out);
+// The principal a stored record belongs to, without decoding it: for stores
+// that index records by principal. Empty when none (or not a record).
+std::string_view record_principal(std::string_view stored);
+
 struct SessionRecord {
+  Identity identity;
   int64_t created = 0;    // Unix seconds
   int64_t last_seen = 0;  // Unix seconds, at the last save
   std::optional<int64_t> max_age;  // a per-session override ("remember me")

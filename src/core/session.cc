@@ -69,6 +69,7 @@ void Session::release() {
   logging_changes_ = max_age_changed_ = false;
   changed_keys_.clear();
   flash_changes_.clear();
+  identity_changes_ = 0;
   modified_ = regenerated_ = destroyed_ = finished_ = touch_requested_ = false;
   keys_stale_ = true;
   keys_.clear();
@@ -124,7 +125,12 @@ int Session::open(std::string_view cookie_value, int64_t now) {
     incoming_cookie_.assign(cookie_value);
     incoming_sealed_ = sealed;
   }
-  return timed_out(now) ? SESS_STATUS_EXPIRED : SESS_STATUS_VALID;
+  if (timed_out(now)) return SESS_STATUS_EXPIRED;
+  const Identity& identity = record_.identity;
+  if (!identity.principal.empty() && store.revocations() &&
+      store.revocations()->revoked(identity.principal, identity.auth_us, now))
+    return SESS_STATUS_REVOKED;
+  return SESS_STATUS_VALID;
 }
 
 // A chunked value (cookie: only) is joined from its NAME.i cookies first.
@@ -166,11 +172,7 @@ void Session::load(const CookieJar& jar) {
 }
 
 bool Session::timed_out(int64_t now) const {
-  const Settings& s = store_->settings();
-  if (s.idle_timeout > 0 && saturating_sub(now, record_.last_seen) > s.idle_timeout) return true;
-  if (s.absolute_timeout > 0 && saturating_sub(now, record_.created) > s.absolute_timeout)
-    return true;
-  return false;
+  return internal::timed_out(store_->settings(), record_.created, record_.last_seen, now);
 }
 
 // With an idle timeout, an active session is re-saved now and then (at most
@@ -346,11 +348,18 @@ std::string_view Session::encoded_record() {
     fail(Errc::value_too_large, "session '" + name_ + "' is " + std::to_string(frame.size()) +
                                     " bytes encoded; max_data_bytes is " +
                                     std::to_string(settings.max_data_bytes));
-  if (!compress) return frame;
-  compress_record(frame, &scratch_compressed_);
-  if (settings.compress == Compression::automatic && scratch_compressed_.size() >= frame.size())
-    return frame;
-  return scratch_compressed_;
+  std::string_view body = frame;
+  if (compress) {
+    compress_record(frame, &scratch_compressed_);
+    if (settings.compress == Compression::on || scratch_compressed_.size() < frame.size())
+      body = scratch_compressed_;
+  }
+  if (record_.identity.empty()) return body;
+  std::string& whole = scratch_identity_;
+  whole.clear();
+  encode_identity(record_.identity, &whole);
+  whole.append(body);
+  return whole;
 }
 
 // The last line is one Set-Cookie too long for a browser; its sealed value
@@ -449,6 +458,12 @@ void Session::regenerate_id() {
     random_bytes(raw, sizeof raw);
     assign_id(std::string_view(raw, sizeof raw));
   }
+  // A token handed out before the new ID must not work after it (a login
+  // that an attacker's token from before could otherwise ride).
+  if (!record_.identity.csrf_secret.empty()) {
+    new_csrf_secret(&record_.identity.csrf_secret);
+    identity_changes_ |= kCsrfChanged;
+  }
   regenerated_ = true;
 }
 
@@ -466,6 +481,7 @@ void Session::forget_identity() {
   logging_changes_ = max_age_changed_ = false;
   changed_keys_.clear();
   flash_changes_.clear();
+  identity_changes_ = 0;
 }
 
 void Session::begin_fresh(int64_t now) {
@@ -479,6 +495,7 @@ void Session::destroy() {
   check_writable();
   record_.values.clear();
   record_.clear_flashes();
+  record_.identity.clear();
   destroyed_ = true;
   changed();
 }
@@ -497,6 +514,74 @@ void Session::set_option(std::string_view name, std::string_view value) {
   }
   cookie_override_ = std::move(options);
   changed();
+}
+
+// ---- Principals and CSRF tokens ---------------------------------------------
+
+void Session::set_principal(std::string_view principal) {
+  check_writable();
+  if (principal.size() > Identity::kMaxPrincipal)
+    fail(Errc::invalid_argument, "principals are at most 255 bytes");
+  if (!is_valid_utf8(principal)) fail(Errc::invalid_argument, "principals must be valid UTF-8");
+  record_.identity.principal.assign(principal);
+  record_.identity.auth_us = principal.empty() ? 0 : store_->now_us();
+  identity_changes_ |= kPrincipalChanged;
+  changed();
+}
+
+void Session::reauthenticate(int64_t auth_us) {
+  check_writable();
+  record_.identity.auth_us = auth_us;
+  identity_changes_ |= kPrincipalChanged;
+  changed();
+}
+
+void Session::set_metadata(std::string_view key, const std::string_view* value) {
+  check_writable();
+  if (key.empty() || key.size() > Identity::kMaxMetadataKey || !is_valid_utf8(key))
+    fail(Errc::invalid_argument, "metadata keys are 1 to 64 bytes of UTF-8");
+  auto& entries = record_.identity.metadata;
+  auto it = std::lower_bound(entries.begin(), entries.end(), key,
+                             [](const auto& entry, std::string_view k) { return entry.first < k; });
+  const bool present = it != entries.end() && it->first == key;
+  if (!value) {
+    if (!present) return;
+    entries.erase(it);
+  } else {
+    if (value->size() > Identity::kMaxMetadataValue || !is_valid_utf8(*value))
+      fail(Errc::invalid_argument, "metadata values are at most 1024 bytes of UTF-8");
+    if (present) {
+      if (it->second == *value) return;
+      it->second.assign(*value);
+    } else {
+      if (entries.size() == Identity::kMaxMetadataEntries)
+        fail(Errc::invalid_argument, "a session keeps at most 16 metadata entries");
+      entries.emplace(it, std::string(key), std::string(*value));
+    }
+  }
+  identity_changes_ |= kMetadataChanged;
+  changed();
+}
+
+bool Session::handle(std::string* out) const {
+  if (!store_->backend() || id_.empty()) return false;
+  session_handle(backend_key(), out);
+  return true;
+}
+
+void Session::csrf_token(std::string* out) {
+  std::string& secret = record_.identity.csrf_secret;
+  if (secret.empty()) {
+    check_writable();
+    new_csrf_secret(&secret);
+    identity_changes_ |= kCsrfChanged;
+    changed();
+  }
+  internal::csrf_token(secret, out);
+}
+
+bool Session::csrf_matches(std::string_view token) const {
+  return internal::csrf_matches(record_.identity.csrf_secret, token);
 }
 
 }  // namespace sessions::internal

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chunks.h"
+#include "csrf.h"
 #include "record.h"
 #include "store.h"
 
@@ -69,6 +70,33 @@ class Session {
   void touch();
   void set_option(std::string_view name, std::string_view value);
 
+  // ---- Principals (principals.h) and CSRF tokens (csrf.h) ----
+  const std::string& principal() const { return record_.identity.principal; }
+  // Ties the session to `principal` (empty: to none), authenticated now.
+  void set_principal(std::string_view principal);
+  const std::string* metadata(std::string_view key) const {
+    return record_.identity.find_metadata(key);
+  }
+  const std::vector<std::pair<std::string, std::string>>& metadata() const {
+    return record_.identity.metadata;
+  }
+  // Sets (value non-null) or removes one entry of the metadata listed with
+  // the session.
+  void set_metadata(std::string_view key, const std::string_view* value);
+  // end_sessions on a store that revokes by stamps: this session, kept,
+  // counts as authenticated at the stamp.
+  void reauthenticate(int64_t auth_us);
+  // True when the session's record is, or will be saved, under `key`.
+  bool lives_at(std::string_view key) const {
+    return (!loaded_key_.empty() && key == loaded_key_) || (!id_.empty() && key == backend_key());
+  }
+  // The handle sess_store_list_sessions shows for this session; false for
+  // cookie: and before a new server-side session has an ID.
+  bool handle(std::string* out) const;
+  // A fresh masked token into *out; the first call creates the secret.
+  void csrf_token(std::string* out);
+  bool csrf_matches(std::string_view token) const;
+
  private:
   void check_writable() const;
   void changed();
@@ -122,6 +150,9 @@ class Session {
   bool max_age_changed_ = false;
   std::vector<std::string> changed_keys_;  // set or erased; repeats allowed
   std::vector<FlashChange> flash_changes_;  // in order
+  // Parts of the identity this request replaced (kPrincipalChanged, ...).
+  static constexpr unsigned kPrincipalChanged = 1, kMetadataChanged = 2, kCsrfChanged = 4;
+  unsigned identity_changes_ = 0;
   bool modified_ = false;
   bool regenerated_ = false;
   bool destroyed_ = false;
@@ -129,7 +160,7 @@ class Session {
   bool touch_requested_ = false;
   // Buffers for save(), kept (with their capacity) when the session is recycled.
   std::string scratch_record_, scratch_id_cookie_, scratch_cookie_, scratch_attributes_,
-      scratch_compressed_;
+      scratch_compressed_, scratch_identity_;
   mutable bool keys_stale_ = true;
   mutable std::vector<std::string> keys_;
 };

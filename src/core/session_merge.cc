@@ -101,6 +101,12 @@ bool Session::reload_and_merge(int64_t now) {
       it = it->second.get_if<Array>()->empty() ? flashes.erase(it) : std::next(it);
   }
   if (max_age_changed_) latest.max_age = record_.max_age;
+  if (identity_changes_ & kPrincipalChanged) {
+    latest.identity.principal = record_.identity.principal;
+    latest.identity.auth_us = record_.identity.auth_us;
+  }
+  if (identity_changes_ & kMetadataChanged) latest.identity.metadata = record_.identity.metadata;
+  if (identity_changes_ & kCsrfChanged) latest.identity.csrf_secret = record_.identity.csrf_secret;
   latest.last_seen = now;
   record_ = std::move(latest);
   loaded_version_ = version;

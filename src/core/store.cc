@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "chunks.h"
 #include "error.h"
 #include "registry.h"
+#include "times.h"
 
 namespace sessions::internal {
 
@@ -45,12 +47,30 @@ bool Settings::set(std::string_view name, std::string_view value) {
     compress_threshold = size_t(parse_int(name, value, 0, int64_t(1) << 30));
   } else if (name == "max_chunks") {
     max_chunks = size_t(parse_int(name, value, 1, int64_t(kMaxChunksLimit)));
+  } else if (name == "revocation") {
+    if (value.empty()) fail(Errc::bad_option, "option revocation: names a store URI");
+    revocation.assign(value);
+  } else if (name == "revocation_cache") {
+    revocation_cache = parse_duration(name, value);
+    if (revocation_cache < 0 || revocation_cache > 3600)
+      fail(Errc::bad_option, "option revocation_cache: from 0 to 3600 seconds");
+  } else if (name == "revocation_fail") {
+    if (value == "closed") revocation_fail_open = false;
+    else if (value == "open") revocation_fail_open = true;
+    else fail(Errc::bad_option, "option revocation_fail: '" + std::string(value) +
+                                    "' is not closed or open");
   } else if (name == "hash_keys") {
     hash_keys = parse_bool(name, value);
   } else {
     return false;
   }
   return true;
+}
+
+bool timed_out(const Settings& s, int64_t created, int64_t last_seen, int64_t now) {
+  if (s.idle_timeout > 0 && saturating_sub(now, last_seen) > s.idle_timeout) return true;
+  if (s.absolute_timeout > 0 && saturating_sub(now, created) > s.absolute_timeout) return true;
+  return false;
 }
 
 void Config::set(std::string_view name, std::string_view value) {
@@ -73,6 +93,10 @@ Store::Store(Settings settings, std::unique_ptr<Codec> codec, std::unique_ptr<Ba
          "option concurrency: cookie: cannot merge or compare (the browser holds the session and "
          "sends back whichever cookie it kept last); use a server-side store");
   if (!backend_) settings_.concurrency = Concurrency::last_write;
+  if (!settings_.revocation.empty() && backend_ && backend_->indexes_principals())
+    fail(Errc::bad_option,
+         "option revocation: this store ends a principal's sessions through its own index; a "
+         "revocation store is for cookie: and for stores without one (memcached:)");
 }
 
 Store::SaveTurn::SaveTurn(const Store& store, std::string_view key) : store_(store), key_(key) {
@@ -90,6 +114,38 @@ Store::SaveTurn::~SaveTurn() {
 }
 
 int64_t Store::default_now() { return int64_t(std::time(nullptr)); }
+
+int64_t Store::now_us() const {
+  if (clock_) return std::clamp<int64_t>(clock_(), 0, kMaxTime) * 1000000;
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+// The revocation= store's config: the same secrets (its codec is never
+// used, but every store has one), and only the options of its own URI.
+Config revocation_config(const Config& config) {
+  Config out;
+  out.secrets = config.secrets;
+  return out;
+}
+
+}  // namespace
+
+void Store::start(const Config& config) {
+  if (backend_) backend_->start();
+  if (!settings_.revocation.empty()) {
+    std::shared_ptr<Store> holder = open(settings_.revocation, revocation_config(config));
+    revocations_ = std::make_unique<Revocations>(holder->backend(), holder,
+                                                 settings_.revocation_cache,
+                                                 settings_.revocation_fail_open);
+  } else if (backend_ && !backend_->indexes_principals()) {
+    revocations_ = std::make_unique<Revocations>(backend_.get(), nullptr,
+                                                 settings_.revocation_cache,
+                                                 settings_.revocation_fail_open);
+  }
+}
 
 void Store::hashed_record_key(std::string_view raw_id, std::string* out) const {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -110,11 +166,25 @@ bool Store::record_key(std::string_view id_text, std::string* out) const {
 
 std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
   std::shared_ptr<Store> store = build(uri, config);
-  if (store->backend()) store->backend()->start();
+  store->start(config);
   return store;
 }
 
 void Store::check(std::string_view uri, const Config& config) { build(uri, config); }
+
+// The revocation= URI, checked as far as open() would without dialling.
+void Store::check_revocation_store(const Settings& settings, const Config& config) {
+  if (settings.revocation.empty()) return;
+  try {
+    std::shared_ptr<Store> probe = build(settings.revocation, revocation_config(config));
+    if (!probe->backend())
+      fail(Errc::bad_option, "cookie: keeps no server state to hold stamps in");
+    if (!probe->settings().revocation.empty())
+      fail(Errc::bad_option, "a revocation store takes no revocation= of its own");
+  } catch (const Error& e) {
+    fail(Errc::bad_option, "option revocation: " + std::string(e.what()));
+  }
+}
 
 namespace {
 
@@ -145,6 +215,7 @@ std::shared_ptr<Store> Store::build(std::string_view uri, const Config& config) 
   if (!backend_options.empty())
     fail(Errc::bad_option, "option " + backend_options.front().first + " does not apply to the " +
                                parsed.scheme + ": store");
+  check_revocation_store(settings, config);
   return std::make_shared<Store>(std::move(settings), std::move(codec), std::move(backend));
 }
 
@@ -158,9 +229,10 @@ std::shared_ptr<Store> Store::open_backend(
                                " is not a general option (a custom backend takes its own options "
                                "in its factory, through sess_register_scheme)");
   auto codec = std::make_unique<Codec>(settings.codec, config.secrets);
+  check_revocation_store(settings, config);
   std::unique_ptr<Backend> backend = make_backend(settings);
   auto store = std::make_shared<Store>(std::move(settings), std::move(codec), std::move(backend));
-  store->backend()->start();
+  store->start(config);
   return store;
 }
 

@@ -17,6 +17,7 @@
 #include "compression.h"
 #include "cookie.h"
 #include "options.h"
+#include "principals.h"
 
 namespace sessions::internal {
 
@@ -48,11 +49,21 @@ struct Settings {
   size_t compress_threshold = 2048;
   Concurrency concurrency = Concurrency::merge;  // server-side stores only
   bool concurrency_set = false;
+  // Stores without an index of sessions by principal (principals.h) end
+  // them by stamps: in the store named here, else in the store's own
+  // backend (cookie: has none, so it needs one to end sessions).
+  std::string revocation;
+  int64_t revocation_cache = 5;       // seconds a stamp is trusted in a process
+  bool revocation_fail_open = false;  // when the stamp cannot be read
 
   // Applies one option; false when `name` is not a general option (it may be
   // a backend's). Throws Errc::bad_option for an invalid value.
   bool set(std::string_view name, std::string_view value);
 };
+
+// True when a session created and last seen at these times has passed its
+// idle or absolute timeout.
+bool timed_out(const Settings& settings, int64_t created, int64_t last_seen, int64_t now);
 
 // What sess_config collects before a store is opened.
 struct Config {
@@ -79,6 +90,10 @@ class Store {
   const Settings& settings() const { return settings_; }
   const Codec& codec() const { return *codec_; }
   Backend* backend() const { return backend_.get(); }  // nullptr for cookie:
+  // The stamps that revoke this store's sessions, when it has no index of
+  // them by principal; nullptr for stores with one, and for cookie: without
+  // a revocation= store.
+  Revocations* revocations() const { return revocations_.get(); }
 
   // With hash_keys, records live under base64url(SHA-256(raw ID)): the ID is
   // 256 random bits, so an unsalted hash cannot be reversed, and a dump of
@@ -105,6 +120,8 @@ class Store {
   };
 
   int64_t now() const { return clock_ ? clock_() : default_now(); }
+  // The same clock in microseconds: when principals authenticate.
+  int64_t now_us() const;
   // Tests move time forward without sleeping. Not thread-safe: set it before
   // the store is shared.
   void set_clock(std::function<int64_t()> clock) { clock_ = std::move(clock); }
@@ -114,10 +131,14 @@ class Store {
  private:
   static std::shared_ptr<Store> build(std::string_view uri, const Config& config);
   static int64_t default_now();
+  static void check_revocation_store(const Settings& settings, const Config& config);
+  // Starts the backend and opens the revocation store.
+  void start(const Config& config);
 
   Settings settings_;
   std::unique_ptr<Codec> codec_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Revocations> revocations_;
   std::function<int64_t()> clock_;
   // The keys whose saves are under way (SaveTurn).
   mutable std::mutex saving_mu_;

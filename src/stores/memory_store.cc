@@ -5,9 +5,11 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "error.h"
 #include "builtin_stores.h"
+#include "record.h"
 
 namespace sessions::internal {
 
@@ -39,10 +41,27 @@ struct MemoryStore::Shard {
   // key on views into them.
   std::list<Entry> lru;
   std::unordered_map<std::string_view, std::list<Entry>::iterator, IdHash> index;
+  // The keys of this shard's records that belong to a principal: a
+  // principal's sessions are found by asking every shard.
+  std::unordered_map<std::string, std::unordered_set<std::string>> by_principal;
   int64_t next_sweep = 0;
   mutable std::mutex mu;
 
+  void index_principal(const Entry& entry) {
+    std::string_view principal = record_principal(entry.data);
+    if (!principal.empty()) by_principal[std::string(principal)].insert(entry.key);
+  }
+  void unindex_principal(const Entry& entry) {
+    std::string_view principal = record_principal(entry.data);
+    if (principal.empty()) return;
+    auto it = by_principal.find(std::string(principal));
+    if (it == by_principal.end()) return;
+    it->second.erase(entry.key);
+    if (it->second.empty()) by_principal.erase(it);
+  }
+
   void remove(std::list<Entry>::iterator it) {
+    unindex_principal(*it);
     index.erase(it->key);
     lru.erase(it);
   }
@@ -74,6 +93,11 @@ struct MemoryStore::Shard {
     auto found = index.find(key);
     if (found != index.end()) {
       auto it = found->second;
+      if (record_principal(it->data) != record_principal(data)) {
+        unindex_principal(*it);
+        it->data.assign(data);
+        index_principal(*it);
+      }
       it->data.assign(data);
       it->expires_at = now + ttl;
       it->version = version;
@@ -82,6 +106,7 @@ struct MemoryStore::Shard {
     }
     lru.push_front(Entry{std::string(key), std::string(data), now + ttl, version});
     index.emplace(lru.front().key, lru.begin());
+    index_principal(lru.front());
     while (lru.size() > cap) remove(std::prev(lru.end()));
   }
 };
@@ -170,6 +195,20 @@ Commit MemoryStore::save_if(std::string_view from, std::string_view to, std::str
   if (from != to) a.remove(it);
   b.put(to, data, now, ttl, per_shard_cap_, ++last_version_);
   return Commit::written;
+}
+
+void MemoryStore::principal_records(std::string_view principal, int64_t now, KeyedRecords* out) {
+  const std::string wanted(principal);
+  for (const auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    auto found = shard->by_principal.find(wanted);
+    if (found == shard->by_principal.end()) continue;
+    std::vector<std::string> keys(found->second.begin(), found->second.end());
+    for (const std::string& key : keys) {
+      auto it = shard->live(key, now);  // drops (and unindexes) an expired record
+      if (it != shard->lru.end()) out->emplace_back(it->key, it->data);
+    }
+  }
 }
 
 size_t MemoryStore::size() const {

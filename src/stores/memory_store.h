@@ -37,6 +37,11 @@ class MemoryStore : public Backend {
                  int64_t ttl, Version expected) override;
   bool atomic_save_if() const override { return true; }
 
+  // Each shard indexes its records by principal, in step with its writes,
+  // evictions and sweeps.
+  bool indexes_principals() const override { return true; }
+  void principal_records(std::string_view principal, int64_t now, KeyedRecords* out) override;
+
   bool private_to_process() const override { return true; }
   size_t size() const;  // live and not-yet-collected records
 

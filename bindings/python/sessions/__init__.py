@@ -15,7 +15,7 @@ from .errors import (Conflict, CookieTooLarge, InternalError, InvalidInput, Sess
                      StoreUnavailable, TooLarge, TypeMismatch, Unsupported, ValueTooLarge)
 from ._native import lib as _lib
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 library_version = _lib.sess_version_string().decode()
 
 __all__ = ["Store", "Request", "Session", "CookieOptions", "Backend", "register_scheme", "SessionsError", "InvalidInput",

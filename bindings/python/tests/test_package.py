@@ -20,11 +20,11 @@ def test_the_wheel_holds_the_package_and_imports(tmp_path):
         names = set(z.namelist())
     assert {"sessions/__init__.py", "sessions/_native.py", "sessions/core.py", "sessions/wsgi.py",
             "sessions/flask.py", "sessions/errors.py"} <= names
-    assert "sessions-0.3.0.dist-info/RECORD" in names
+    assert "sessions-0.4.0.dist-info/RECORD" in names
     # A wheel of pure Python is importable as it is: check it in a clean interpreter.
     out = subprocess.run(
         [sys.executable, "-c",
          f"import sys; sys.path.insert(0, {str(wheel)!r}); import sessions, sessions.wsgi; "
          "print(sessions.__file__, sessions.library_version)"],
         capture_output=True, text=True, check=True, cwd=str(tmp_path))
-    assert str(wheel) in out.stdout and "0.3.0" in out.stdout
+    assert str(wheel) in out.stdout and "0.4.0" in out.stdout
