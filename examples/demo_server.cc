@@ -4,9 +4,8 @@
 //   SESSIONS_SECRET=... demo_server [--store URI] [--port N]
 //
 // Routes: /login?user=NAME, /profile, /logout, /incr, /hello, /multi, /flash,
-// /cart.
-//
-// /cart.
+// /cart, /sessions (this user's sessions), POST /logout-others, and /form
+// (an HTML form whose POST requires its CSRF token).
 #include <httplib.h>
 
 #include <openssl/rand.h>
@@ -174,6 +173,12 @@ int main(int argc, char** argv) {
     // compress= in the URI wins.
     if (options.store.rfind("cookie:", 0) == 0 && options.store.find("compress=") == std::string::npos)
       config.set("compress", "auto");
+    // "Log out my other devices" on cookie: needs a revocation store. The
+    // demo is one process, so its own memory will do; processes that share
+    // cookies share one instead (revocation=redis://...).
+    if (options.store.rfind("cookie:", 0) == 0 &&
+        options.store.find("revocation=") == std::string::npos)
+      config.set("revocation", "memory:");
     opened.emplace(sessions::Store::open(options.store, config));
   } catch (const sessions::Error& e) {
     std::fprintf(stderr, "cannot open store %s: %s\n", options.store.c_str(), e.what());
@@ -191,6 +196,14 @@ int main(int argc, char** argv) {
     int64_t id = users.id_for(user);
     s.set_int("user_id", id);
     s.set_str("username", user);
+    // Who the session belongs to, so that /sessions can list and end them,
+    // with the device it came from for the listing.
+    s.set_principal("user:" + std::to_string(id));
+    try {
+      s.set_metadata("user_agent", req.get_header_value("User-Agent").substr(0, 200));
+    } catch (const sessions::Error&) {
+      // not UTF-8: listed without it
+    }
     reply(res, 200, {{"user_id", id}, {"username", user}});
   }));
 
@@ -281,6 +294,52 @@ int main(int argc, char** argv) {
     auto s = open_session(r, store, "mysession");
     json cart = json::parse(s.get_json("cart").value_or("{}"));
     reply(res, 200, {{"items", cart.size()}, {"cart", cart}});
+  }));
+
+  // This user's sessions, most recent first; "current" marks this one.
+  server.Get("/sessions", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    if (s.principal().empty()) return reply(res, 401, {{"error", "Unauthorized"}});
+    try {
+      json list = json::array();
+      for (const auto& info : store.list_sessions(s.principal()))
+        list.push_back({{"id", info.handle},
+                        {"created", info.created},
+                        {"last_seen", info.last_seen},
+                        {"metadata", json::parse(info.metadata_json)},
+                        {"current", info.handle == s.handle()}});
+      reply(res, 200, {{"sessions", list}});
+    } catch (const sessions::Error& e) {
+      if (e.code() != SESS_E_UNSUPPORTED) throw;
+      reply(res, 501, {{"error", "this store cannot list sessions (it revokes by stamps)"}});
+    }
+  }));
+
+  // "Log out my other devices": every session of this user but this one.
+  server.Post("/logout-others", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    if (s.principal().empty()) return reply(res, 401, {{"error", "Unauthorized"}});
+    const int64_t ended = store.end_sessions(s.principal(), s.get());
+    reply(res, 200, {{"ended", ended < 0 ? json("all others") : json(ended)}});
+  }));
+
+  // A form carrying its CSRF token; its POST is refused without it. The
+  // token may also come in an X-CSRF-Token header (for scripts).
+  server.Get("/form", with_sessions([&](const auto&, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    res.set_content("<!doctype html><form method=\"post\" action=\"/form\">"
+                    "<input type=\"hidden\" name=\"csrf_token\" value=\"" + s.csrf_token() +
+                        "\"><input name=\"note\"><button>Save</button></form>\n",
+                    "text/html");
+  }));
+
+  server.Post("/form", with_sessions([&](const auto& req, auto& res, auto& r) {
+    auto s = open_session(r, store, "mysession");
+    const std::string token = req.has_param("csrf_token") ? req.get_param_value("csrf_token")
+                                                          : req.get_header_value("X-CSRF-Token");
+    if (!s.verify_csrf(token)) return reply(res, 403, {{"error", "CSRF token missing or invalid"}});
+    s.set_str("note", req.get_param_value("note"));
+    reply(res, 200, {{"note", req.get_param_value("note")}});
   }));
 
   if (!server.bind_to_port(options.host.c_str(), options.port)) {

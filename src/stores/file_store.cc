@@ -6,17 +6,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "base64url.h"
 #include "error.h"
 #include "builtin_stores.h"
 #include "random.h"
+#include "record.h"
 
 namespace sessions::internal {
 namespace {
@@ -77,7 +84,169 @@ std::string lock_name(size_t stripe) {
   return name;
 }
 
+// A random temporary name for `name`, in the same directory.
+std::string temp_name(const std::string& name) {
+  unsigned char nonce[8];
+  random_bytes(nonce, sizeof nonce);
+  std::string temp(kTempPrefix);
+  base64url_encode(std::string_view(reinterpret_cast<char*>(nonce), sizeof nonce), &temp);
+  return temp + "-" + name;
+}
+
+// A principal's sidecar file: 43 base64url characters of its SHA-256, so
+// any principal (1 to 255 bytes) makes a safe name of one length.
+std::string sidecar_name(std::string_view principal) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (!EVP_Digest(principal.data(), principal.size(), digest, &size, EVP_sha256(), nullptr))
+    fail(Errc::internal, "SHA-256 failed");
+  std::string name;
+  base64url_encode(std::string_view(reinterpret_cast<char*>(digest), size), &name);
+  return name;
+}
+
 }  // namespace
+
+// One principal's sidecar, locked from construction to destruction. The
+// lock is an flock on the sidecar itself, which is replaced by renames and
+// removed when empty: once locked, the file must still be the one at the
+// path (same inode), or it was replaced or removed while this one waited,
+// and the locker opens the path again. Like a stripe lock, it is a new open
+// file description each time, so it excludes this process's threads too.
+class FileStore::Sidecar {
+ public:
+  struct Line {
+    int64_t expires;  // Unix seconds
+    std::string key;
+  };
+
+  // `name`: sidecar_name(). With `create`, makes the directory and an empty
+  // sidecar when missing; without, found() is false when there is none.
+  Sidecar(const FileStore& store, const std::string& name, bool create)
+      : store_(store), path_(std::string(kPrincipalDir) + "/" + name) {
+    for (int attempt = 0;; ++attempt) {
+      if (attempt == 100) fail_errno("cannot lock " + full_path(), EAGAIN);
+      int fd = ::openat(store_.dir_fd_, path_.c_str(),
+                        O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (create ? O_CREAT : 0),
+                        0600);
+      if (fd < 0) {
+        if (errno != ENOENT) fail_errno("cannot open " + full_path(), errno);
+        if (!create) return;
+        if (::mkdirat(store_.dir_fd_, kPrincipalDir, 0700) != 0 && errno != EEXIST)
+          fail_errno("cannot create directory " + store_.dir_ + "/" + kPrincipalDir, errno);
+        continue;
+      }
+      Fd file(fd);
+      while (::flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR) fail_errno("cannot lock " + full_path(), errno);
+      struct stat at_path;
+      if (::fstat(fd, &stat_) != 0) fail_errno("cannot stat " + full_path(), errno);
+      if (!S_ISREG(stat_.st_mode)) fail_errno(full_path() + " is not a file", EINVAL);
+      if (::fstatat(store_.dir_fd_, path_.c_str(), &at_path, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (at_path.st_ino == stat_.st_ino && at_path.st_dev == stat_.st_dev) {
+          fd_ = file.release();
+          return;
+        }
+      } else if (errno != ENOENT) {
+        fail_errno("cannot stat " + full_path(), errno);
+      }
+      // Replaced or removed while this one waited: again.
+    }
+  }
+  ~Sidecar() {
+    if (fd_ >= 0) ::close(fd_);  // and the lock with it
+  }
+  Sidecar(const Sidecar&) = delete;
+  Sidecar& operator=(const Sidecar&) = delete;
+
+  bool found() const { return fd_ >= 0; }
+  int64_t mtime() const { return int64_t(stat_.st_mtime); }
+  // True when the last read() skipped lines: the file needs rewriting.
+  bool skipped() const { return skipped_; }
+
+  // Its lines, each key once; lines that do not parse are skipped.
+  std::vector<Line> read() {
+    skipped_ = false;
+    std::string text;
+    char buf[8192];
+    for (off_t offset = 0;;) {
+      ssize_t n = ::pread(fd_, buf, sizeof buf, offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail_errno("cannot read " + full_path(), errno);
+      if (n == 0) break;
+      text.append(buf, size_t(n));
+      offset += n;
+    }
+    std::vector<Line> lines;
+    std::unordered_set<std::string_view> seen;
+    for (size_t start = 0; start < text.size();) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();  // a line cut short: not ours
+      const std::string_view line(text.data() + start, end - start);
+      start = end + 1;
+      const size_t space = line.find(' ');
+      int64_t expires = 0;
+      const char* digits_end = line.data() + (space == std::string_view::npos ? 0 : space);
+      auto [p, ec] = std::from_chars(line.data(), digits_end, expires);
+      const std::string_view key =
+          space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+      if (end == text.size() || ec != std::errc() || p != digits_end || !is_safe_key(key) ||
+          !seen.insert(key).second) {
+        skipped_ = true;
+        continue;
+      }
+      lines.push_back({expires, std::string(key)});
+    }
+    return lines;
+  }
+
+  // Replaces the sidecar with `lines` (a new file renamed over it, whose
+  // mtime is their latest expiry), or removes it when there are none.
+  void write(const std::vector<Line>& lines) {
+    if (lines.empty()) {
+      if (::unlinkat(store_.dir_fd_, path_.c_str(), 0) != 0 && errno != ENOENT)
+        fail_errno("cannot remove " + full_path(), errno);
+      return;
+    }
+    std::string text;
+    int64_t latest = 0;
+    for (const Line& line : lines) {
+      text += std::to_string(line.expires) + " " + line.key + "\n";
+      latest = std::max(latest, line.expires);
+    }
+    const std::string temp =
+        std::string(kPrincipalDir) + "/" + temp_name(path_.substr(path_.rfind('/') + 1));
+    Fd fd(::openat(store_.dir_fd_, temp.c_str(),
+                   O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd.get() < 0)
+      fail_errno("cannot create a file in " + store_.dir_ + "/" + kPrincipalDir, errno);
+    auto abandon = [&](const std::string& what) {
+      int err = errno;
+      ::unlinkat(store_.dir_fd_, temp.c_str(), 0);
+      fail_errno(what, err);
+    };
+    const timespec times[2] = {{time_t(std::time(nullptr)), 0}, {time_t(latest), 0}};
+    if (!write_all(fd.get(), text) || ::futimens(fd.get(), times) != 0 ||
+        (store_.options_.fsync && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0)
+      abandon("cannot write " + store_.dir_ + "/" + temp);
+    if (::renameat(store_.dir_fd_, temp.c_str(), store_.dir_fd_, path_.c_str()) != 0)
+      abandon("cannot rename into " + full_path());
+    if (store_.options_.fsync) {
+      Fd dir(::openat(store_.dir_fd_, kPrincipalDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (dir.get() < 0 || ::fsync(dir.get()) != 0)
+        fail_errno("cannot fsync " + store_.dir_ + "/" + kPrincipalDir, errno);
+    }
+  }
+
+ private:
+  std::string full_path() const { return store_.dir_ + "/" + path_; }
+
+  const FileStore& store_;
+  std::string path_;  // relative to dir_fd_
+  int fd_ = -1;
+  struct stat stat_ = {};
+  bool skipped_ = false;
+};
 
 // Exclusive locks on the stripes of one or two keys, held until destroyed.
 // flock(2) excludes other processes and, since each lock opens the file
@@ -199,12 +368,7 @@ bool FileStore::load(std::string_view key, int64_t now, std::string* data) {
 
 std::string FileStore::write_temp(const std::string& name, std::string_view data, int64_t now,
                                   int64_t ttl) {
-  unsigned char nonce[8];
-  random_bytes(nonce, sizeof nonce);
-  std::string temp(kTempPrefix);
-  base64url_encode(std::string_view(reinterpret_cast<char*>(nonce), sizeof nonce), &temp);
-  temp += "-" + name;
-
+  const std::string temp = temp_name(name);
   Fd fd(::openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) fail_errno("cannot create a file in " + dir_, errno);
   auto abandon = [&](const std::string& what) {
@@ -242,6 +406,12 @@ Commit FileStore::commit(std::string_view from, std::string_view to, std::string
       else if (version != *expected) result = Commit::changed;
     }
     if (result == Commit::written) {
+      // The sidecar first, under its lock until the rename is done.
+      std::optional<Sidecar> sidecar;
+      if (const std::string_view principal = record_principal(data); !principal.empty()) {
+        sidecar.emplace(*this, sidecar_name(principal), true);
+        index(&*sidecar, from_name, to_name, now + std::max<int64_t>(ttl, 1), now);
+      }
       if (::renameat(dir_fd_, temp.c_str(), dir_fd_, to_name.c_str()) != 0)
         fail_errno("cannot rename into " + dir_ + "/" + to_name, errno);
       // After the rename: a reader sees the old file, both, or the new one.
@@ -260,6 +430,50 @@ Commit FileStore::commit(std::string_view from, std::string_view to, std::string
   // The rename itself is durable once the directory is synced.
   if (options_.fsync && ::fsync(dir_fd_) != 0) fail_errno("cannot fsync " + dir_, errno);
   return result;
+}
+
+// Under the sidecar's lock, before `to` is renamed into place: `to` with its
+// expiry; `from` out when it differs; lines expired, or whose record file is
+// gone or expired, dropped. Records of this principal are written only
+// under this lock, so none of them appears meanwhile.
+void FileStore::index(Sidecar* sidecar, const std::string& from, const std::string& to,
+                      int64_t expires, int64_t now) {
+  std::vector<Sidecar::Line> lines = sidecar->read();
+  const size_t before = lines.size();
+  bool same = false;  // `to` is there already, with this expiry
+  lines.erase(std::remove_if(lines.begin(), lines.end(),
+                             [&](const Sidecar::Line& line) {
+                               if (line.key == to) {
+                                 same = line.expires == expires;
+                                 return !same;
+                               }
+                               if (line.key == from || line.expires <= now) return true;
+                               struct stat st;
+                               if (::fstatat(dir_fd_, line.key.c_str(), &st,
+                                             AT_SYMLINK_NOFOLLOW) != 0)
+                                 return errno == ENOENT;
+                               return !S_ISREG(st.st_mode) || st.st_mtime <= now;
+                             }),
+              lines.end());
+  if (same && lines.size() == before && !sidecar->skipped()) return;  // nothing to write
+  if (!same) lines.push_back({expires, to});
+  sidecar->write(lines);
+}
+
+void FileStore::principal_records(std::string_view principal, int64_t now, KeyedRecords* out) {
+  Sidecar sidecar(*this, sidecar_name(principal), false);
+  if (!sidecar.found()) return;
+  std::vector<Sidecar::Line> lines = sidecar.read(), kept;
+  std::string data;
+  for (Sidecar::Line& line : lines) {
+    // Expired, gone, or another principal's since.
+    if (line.expires <= now || !load(line.key, now, &data) ||
+        record_principal(data) != principal)
+      continue;
+    out->emplace_back(line.key, data);
+    kept.push_back(std::move(line));
+  }
+  if (kept.size() != lines.size() || sidecar.skipped()) sidecar.write(kept);
 }
 
 void FileStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
@@ -310,6 +524,44 @@ size_t FileStore::collect(int64_t now) {
                           : st.st_mtime < now - kCollectGrace;
     // ENOENT: another process's collector, or an erase, was first.
     if (due && ::unlinkat(fd, entry->d_name, 0) == 0) ++removed;
+  }
+  ::closedir(dir);
+  return removed + collect_sidecars(now);
+}
+
+// Sidecars whose every line expired (their mtime is the latest expiry), each
+// removed under its lock, and temporary files that a crash left there.
+size_t FileStore::collect_sidecars(int64_t now) {
+  int fd = ::openat(dir_fd_, kPrincipalDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  DIR* dir = ::fdopendir(fd);
+  if (!dir) {
+    ::close(fd);
+    return 0;
+  }
+  size_t removed = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    const bool temp = name.rfind(kTempPrefix, 0) == 0;
+    struct stat st;
+    if ((!temp && !is_safe_key(name)) ||
+        ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    if (temp) {
+      if (st.st_ctime < now - kAbandonedTempAge && ::unlinkat(fd, name.c_str(), 0) == 0)
+        ++removed;
+      continue;
+    }
+    if (st.st_mtime >= now - kCollectGrace) continue;
+    try {
+      Sidecar sidecar(*this, name, false);
+      if (sidecar.found() && sidecar.mtime() < now - kCollectGrace) {
+        sidecar.write({});
+        ++removed;
+      }
+    } catch (const Error&) {
+      // Left for the next pass.
+    }
   }
   ::closedir(dir);
   return removed;

@@ -15,6 +15,21 @@
 // it under that lock, so concurrency=merge and cas are atomic; save, erase
 // and a moved ID take the same locks. Only the check and the rename are
 // under it: the new file is written and synced before.
+//
+// Principals: <dir>/.principals/<base64url of SHA-256 of the principal>, a
+// sidecar made only for records that have one, lists its records, one line
+// each: "<expiry> <key>\n" (expiry in Unix seconds, like a record's mtime;
+// the sidecar's own mtime is the latest of them). It is changed under an
+// flock(2) on the sidecar itself and replaced by a rename: a locker checks,
+// once locked, that the file it locked is still the one at the path, and
+// starts again if not, so writers of one principal in any process take turns
+// and none loses another's lines. A save of a record with a principal takes
+// the sidecar's lock under its stripe locks (never the other way round) and
+// writes the sidecar before the rename: a listing, which reads under the
+// sidecar's lock, never drops a record being written. Each rewrite drops
+// lines expired or whose file is gone, and a moved record's old key;
+// listing also drops lines whose record has another principal since. An
+// empty sidecar is removed, and the collector removes sidecars expired.
 #pragma once
 
 #include <chrono>
@@ -38,6 +53,7 @@ class FileStore : public Backend {
   // sessions share one with probability 1/64, and then only take turns.
   static constexpr size_t kLockStripes = 64;
   static constexpr const char* kLockDir = ".locks";
+  static constexpr const char* kPrincipalDir = ".principals";  // made when first needed
 
   struct Options {
     bool fsync = true;                       // fsync file and directory before a save returns
@@ -64,12 +80,16 @@ class FileStore : public Backend {
                  int64_t ttl, Version expected) override;
   bool atomic_save_if() const override { return true; }
 
+  bool indexes_principals() const override { return true; }
+  void principal_records(std::string_view principal, int64_t now, KeyedRecords* out) override;
+
   // One collection pass as of `now` (real time in the background thread).
   // Returns how many files it removed.
   size_t collect(int64_t now);
 
  private:
   class StripeLocks;
+  class Sidecar;
   std::string path_for(std::string_view key) const;
   // Writes data into a new temporary file for `name`, with its expiry and
   // synced; returns the temporary file's name.
@@ -80,6 +100,10 @@ class FileStore : public Backend {
   // still at that version, and otherwise nothing.
   Commit commit(std::string_view from, std::string_view to, std::string_view data, int64_t now,
                 int64_t ttl, const Version* expected);
+  // The sidecar's lines after `to` is written (and `from` removed).
+  void index(Sidecar* sidecar, const std::string& from, const std::string& to, int64_t expires,
+             int64_t now);
+  size_t collect_sidecars(int64_t now);
 
   std::string dir_;
   Options options_;

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "builtin_stores.h"
+#include "record.h"
 
 namespace sessions::internal {
 namespace {
@@ -29,18 +30,6 @@ std::string_view reply_text(const redisReply& r) { return std::string_view(r.str
 
 int64_t ttl_ms(int64_t ttl) { return ttl > 0 ? ttl * 1000 : 1; }
 
-// save_if: KEYS = from, to; ARGV = the expected version (the first 16 hex
-// digits of the record's SHA-1, content_version), the data, the PX expiry.
-// Returns 0 when `from` is gone, 1 when it changed, 2 when written.
-constexpr std::string_view kSaveIfScript = R"lua(
-local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-if string.sub(redis.sha1hex(current), 1, 16) ~= ARGV[1] then return 1 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if KEYS[1] ~= KEYS[2] then redis.call('DEL', KEYS[1]) end
-return 2
-)lua";
-
 std::string sha1_hex(std::string_view text, size_t digits) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   sha1(text, digest);
@@ -51,6 +40,93 @@ std::string sha1_hex(std::string_view text, size_t digits) {
     out.push_back(kHex[digest[i] & 15]);
   }
   return out;
+}
+
+// A Lua script, sent by digest (EVALSHA) and by text when the server lacks it.
+struct Script {
+  std::string text;
+  std::string sha;
+  explicit Script(std::string t) : text(std::move(t)), sha(sha1_hex(text, 40)) {}
+};
+
+// Shared by the scripts that write: indexes `member` in the principal's
+// sorted set `set`, scored by its expiry; removes `gone` (a moved record's
+// old key, or false) and the members expired by `now`; and keeps the set
+// alive as long as its longest-lived record (PTTL is -1 on a new set), with
+// a second to spare: Redis may time the PEXPIRE a millisecond before the
+// SET's PX in one script. A key of another type there is someone else's:
+// left alone, nothing indexed.
+constexpr std::string_view kIndexFunction = R"lua(
+local function index(set, gone, member, score, now, px)
+  local t = redis.call('TYPE', set).ok
+  if t ~= 'zset' and t ~= 'none' then return end
+  if gone then redis.call('ZREM', set, gone) end
+  redis.call('ZADD', set, score, member)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
+  if redis.call('PTTL', set) < tonumber(px) then redis.call('PEXPIRE', set, tonumber(px) + 1000) end
+end
+)lua";
+
+// save_if: KEYS = from, to[, the principal's set]; ARGV = the expected
+// version (the first 16 hex digits of the record's SHA-1, content_version),
+// the data, the PX expiry[, from and to without the prefix, the expiry in
+// Unix seconds, now]. Returns 0 when `from` is gone, 1 when it changed, 2
+// when written.
+const Script& save_if_script() {
+  static const Script script(std::string(kIndexFunction) + R"lua(
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if string.sub(redis.sha1hex(current), 1, 16) ~= ARGV[1] then return 1 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+local moved = KEYS[1] ~= KEYS[2]
+if moved then redis.call('DEL', KEYS[1]) end
+if KEYS[3] then index(KEYS[3], moved and ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[3]) end
+return 2
+)lua");
+  return script;
+}
+
+// save and move of a record with a principal: KEYS = from, to (the same for
+// a save), the principal's set; ARGV = the data, the PX expiry, from and to
+// without the prefix, the expiry in Unix seconds, now.
+const Script& write_script() {
+  static const Script script(std::string(kIndexFunction) + R"lua(
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+local moved = KEYS[1] ~= KEYS[2]
+if moved then redis.call('DEL', KEYS[1]) end
+index(KEYS[3], moved and ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[2])
+return 1
+)lua");
+  return script;
+}
+
+// Listing's clean-up: KEYS = the principal's set, then records; ARGV = the
+// principal, then the same records without the prefix. Removes each member
+// whose record is gone or is not a string of this principal, checked here,
+// atomically: one written again since the MGET stays.
+const Script& prune_script() {
+  static const Script script(std::string(R"lua(
+local function principal_of(v)
+  if string.byte(v, 1) ~= 3 or #v < 10 then return nil end
+  local n = string.byte(v, 10)
+  if #v < 10 + n then return nil end
+  return string.sub(v, 11, 10 + n)
+end
+local removed = 0
+for i = 2, #KEYS do
+  local keep = false
+  if redis.call('TYPE', KEYS[i]).ok == 'string' then
+    keep = principal_of(redis.call('GET', KEYS[i])) == ARGV[1]
+  end
+  if not keep then removed = removed + redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return removed
+)lua"));
+  return script;
+}
+
+bool is_error_containing(const redisReply& r, std::string_view text) {
+  return r.type == REDIS_REPLY_ERROR && reply_text(r).find(text) != std::string_view::npos;
 }
 
 }  // namespace
@@ -69,6 +145,38 @@ class RedisStore::Call {
   // `refuse_errors`, on error replies (value_too_large when Redis refuses the
   // size). WRONGTYPE is left to the caller: someone else's key.
   const std::vector<Reply>& run(std::initializer_list<Command> pipeline, bool refuse_errors = true) {
+    return run_pipeline(pipeline, refuse_errors);
+  }
+  // One command of any length (MGET, EVALSHA with many keys).
+  const redisReply& run_argv(const std::vector<std::string_view>& command,
+                             bool refuse_errors = true) {
+    const std::vector<std::vector<std::string_view>> pipeline{command};
+    return *run_pipeline(pipeline, refuse_errors)[0];
+  }
+
+  // EVALSHA of `script` with `args` (numkeys, keys, arguments); a server
+  // that has not seen it (restarted, SCRIPT FLUSH) gets its text, which it
+  // then caches. Throws on an error reply, value_too_large when Redis
+  // refuses the size; `what` names the operation in messages.
+  const redisReply& eval(const Script& script, std::vector<std::string_view> args,
+                         const char* what) {
+    args.insert(args.begin(), {"EVALSHA", script.sha});
+    const redisReply* r = &run_argv(args, false);
+    if (r->type == REDIS_REPLY_ERROR && reply_text(*r).rfind("NOSCRIPT", 0) == 0) {
+      args[0] = "EVAL";
+      args[1] = script.text;
+      r = &run_argv(args, false);
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+      fail(is_error_containing(*r, "invalid bulk length") ? Errc::value_too_large
+                                                          : Errc::store_unavailable,
+           store_->name_ + " refused " + what + ": " + std::string(reply_text(*r)));
+    return *r;
+  }
+
+ private:
+  template <typename Pipeline>
+  const std::vector<Reply>& run_pipeline(const Pipeline& pipeline, bool refuse_errors) {
     auto lease = store_->pool_.acquire(store_->options_.timeout, store_->name_);
     bool reused = bool(lease.get());
     for (int attempt = 0;; ++attempt) {
@@ -96,10 +204,10 @@ class RedisStore::Call {
     return replies_;
   }
 
- private:
-  bool send(redisContext* c, std::initializer_list<Command> pipeline) {
+  template <typename Pipeline>
+  bool send(redisContext* c, const Pipeline& pipeline) {
     replies_.clear();
-    for (const Command& command : pipeline) {
+    for (const auto& command : pipeline) {
       argv_.clear();
       lengths_.clear();
       for (std::string_view arg : command) {
@@ -233,11 +341,23 @@ bool RedisStore::load(std::string_view key, int64_t, std::string* data) {
   return true;
 }
 
-void RedisStore::save(std::string_view key, std::string_view data, int64_t, int64_t ttl) {
+std::string RedisStore::index_key(std::string_view principal) const {
+  return options_.prefix + "principal:" + std::string(principal);
+}
+
+void RedisStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
   const std::string full_key = options_.prefix + std::string(key);
   const std::string px = std::to_string(ttl_ms(ttl));
   Call call(this);
-  call.run({{"SET", full_key, data, "PX", px}});
+  const std::string_view principal = record_principal(data);
+  if (principal.empty()) {
+    call.run({{"SET", full_key, data, "PX", px}});
+    return;
+  }
+  const std::string set = index_key(principal);
+  const std::string expires = std::to_string(now + ttl), at = std::to_string(now);
+  call.eval(write_script(), {"3", full_key, full_key, set, data, px, key, key, expires, at},
+            "the save");
 }
 
 void RedisStore::erase(std::string_view key) {
@@ -246,13 +366,21 @@ void RedisStore::erase(std::string_view key) {
   call.run({{"DEL", full_key}});
 }
 
-void RedisStore::move(std::string_view from, std::string_view to, std::string_view data, int64_t,
-                      int64_t ttl) {
+void RedisStore::move(std::string_view from, std::string_view to, std::string_view data,
+                      int64_t now, int64_t ttl) {
   const std::string from_key = options_.prefix + std::string(from);
   const std::string to_key = options_.prefix + std::string(to);
   const std::string px = std::to_string(ttl_ms(ttl));
-  // One transaction: every reader sees the record under exactly one ID.
   Call call(this);
+  const std::string_view principal = record_principal(data);
+  if (!principal.empty()) {  // a script is atomic too
+    const std::string set = index_key(principal);
+    const std::string expires = std::to_string(now + ttl), at = std::to_string(now);
+    call.eval(write_script(), {"3", from_key, to_key, set, data, px, from, to, expires, at},
+              "the move");
+    return;
+  }
+  // One transaction: every reader sees the record under exactly one ID.
   const auto& replies =
       call.run({{"MULTI"}, {"SET", to_key, data, "PX", px}, {"DEL", from_key}, {"EXEC"}});
   if (replies.back()->type != REDIS_REPLY_ARRAY)
@@ -267,29 +395,76 @@ bool RedisStore::load_versioned(std::string_view key, int64_t now, std::string* 
 }
 
 Commit RedisStore::save_if(std::string_view from, std::string_view to, std::string_view data,
-                           int64_t, int64_t ttl, Version expected) {
+                           int64_t now, int64_t ttl, Version expected) {
   const std::string from_key = options_.prefix + std::string(from);
   const std::string to_key = options_.prefix + std::string(to);
   const std::string px = std::to_string(ttl_ms(ttl));
   char version[17];
   std::snprintf(version, sizeof version, "%016llx", static_cast<unsigned long long>(expected));
-  static const std::string script_sha = sha1_hex(kSaveIfScript, 40);
   Call call(this);
-  // By digest first; a server that has not seen the script (restarted,
-  // SCRIPT FLUSH) gets its text, which it then caches.
-  const redisReply* r =
-      call.run({{"EVALSHA", script_sha, "2", from_key, to_key, version, data, px}}, false)[0].get();
-  if (r->type == REDIS_REPLY_ERROR && reply_text(*r).rfind("NOSCRIPT", 0) == 0)
-    r = call.run({{"EVAL", kSaveIfScript, "2", from_key, to_key, version, data, px}}, false)[0].get();
-  if (r->type == REDIS_REPLY_ERROR) {
-    const std::string_view text = reply_text(*r);
-    fail(text.find("invalid bulk length") != std::string_view::npos ? Errc::value_too_large
-                                                                    : Errc::store_unavailable,
-         name_ + " refused the conditional save: " + std::string(text));
+  const std::string_view principal = record_principal(data);
+  std::string set, expires, at;
+  std::vector<std::string_view> args = {"2", from_key, to_key, version, data, px};
+  if (!principal.empty()) {
+    set = index_key(principal);
+    expires = std::to_string(now + ttl);
+    at = std::to_string(now);
+    args[0] = "3";
+    args.insert(args.begin() + 3, set);
+    args.insert(args.end(), {from, to, expires, at});
   }
-  if (r->type != REDIS_REPLY_INTEGER || r->integer < 0 || r->integer > 2)
+  const redisReply& r = call.eval(save_if_script(), std::move(args), "the conditional save");
+  if (r.type != REDIS_REPLY_INTEGER || r.integer < 0 || r.integer > 2)
     fail(Errc::store_unavailable, name_ + ": unexpected reply to the conditional save");
-  return r->integer == 2 ? Commit::written : r->integer == 1 ? Commit::changed : Commit::gone;
+  return r.integer == 2 ? Commit::written : r.integer == 1 ? Commit::changed : Commit::gone;
+}
+
+void RedisStore::principal_records(std::string_view principal, int64_t now, KeyedRecords* out) {
+  const std::string set = index_key(principal);
+  const std::string at = std::to_string(now), after = "(" + at;
+  Call call(this);
+  // The expired go first; then the members that are left.
+  const auto& replies = call.run(
+      {{"ZREMRANGEBYSCORE", set, "-inf", at}, {"ZRANGEBYSCORE", set, after, "+inf"}}, false);
+  const redisReply& members = *replies[1];
+  if (members.type != REDIS_REPLY_ARRAY)
+    fail(Errc::store_unavailable, name_ + ": cannot read the sessions of a principal: " +
+                                      (members.type == REDIS_REPLY_ERROR
+                                           ? std::string(reply_text(members))
+                                           : std::string("unexpected reply")));
+  if (members.elements == 0) return;
+  std::vector<std::string> keys, full_keys;
+  for (size_t i = 0; i < members.elements; ++i) {
+    const redisReply& m = *members.element[i];
+    if (m.type != REDIS_REPLY_STRING) continue;
+    keys.emplace_back(m.str, m.len);
+    full_keys.push_back(options_.prefix + keys.back());
+  }
+  std::vector<std::string_view> mget = {"MGET"};
+  mget.insert(mget.end(), full_keys.begin(), full_keys.end());
+  const redisReply& values = call.run_argv(mget);
+  if (values.type != REDIS_REPLY_ARRAY || values.elements != keys.size())
+    fail(Errc::store_unavailable, name_ + ": unexpected reply to MGET");
+  // Gone (nil: deleted, expired, moved, or not a string) or another
+  // principal's since: removed from the set, after a check in the script.
+  std::vector<std::string_view> prune_keys, prune_members;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const redisReply& v = *values.element[i];
+    if (v.type == REDIS_REPLY_STRING &&
+        record_principal(std::string_view(v.str, v.len)) == principal) {
+      out->emplace_back(keys[i], std::string(v.str, v.len));
+    } else {
+      prune_keys.push_back(full_keys[i]);
+      prune_members.push_back(keys[i]);
+    }
+  }
+  if (prune_keys.empty()) return;
+  const std::string count = std::to_string(prune_keys.size() + 1);
+  std::vector<std::string_view> args = {count, set};
+  args.insert(args.end(), prune_keys.begin(), prune_keys.end());
+  args.push_back(principal);
+  args.insert(args.end(), prune_members.begin(), prune_members.end());
+  call.eval(prune_script(), std::move(args), "the clean-up of a principal's index");
 }
 
 Scheme redis_scheme() {

@@ -11,6 +11,20 @@
 // so each call leases one from a pool; a broken connection is dropped and the
 // next call opens a new one, so a restarted server is picked up without
 // reopening the store.
+//
+// Principals: each principal has a sorted set under
+// prefix + "principal:" + principal (binary-safe; never a record's key, which
+// is base64url and holds no ':'), whose members are the keys of its records
+// without the prefix, scored by their expiry (now + ttl, Unix seconds on the
+// library's clock). A write of a record with a principal adds it in the same
+// round trip, by script: SET, ZADD, ZREMRANGEBYSCORE -inf now (the expired go),
+// ZREM of a moved record's old key, and a PEXPIRE that keeps the set alive as
+// long as its longest-lived record (so an idle principal's set expires too).
+// Writes of records without one send the same commands as before. Listing
+// drops expired members, reads the records with MGET, and removes members
+// whose record is gone or now belongs to another principal (a script that
+// checks again, atomically). For Redis Cluster (not supported yet) the set
+// and its records will need one hash tag, e.g. {principal} in both keys.
 #pragma once
 
 #include <chrono>
@@ -62,6 +76,9 @@ class RedisStore : public Backend {
                  int64_t ttl, Version expected) override;
   bool atomic_save_if() const override { return true; }
 
+  bool indexes_principals() const override { return true; }
+  void principal_records(std::string_view principal, int64_t now, KeyedRecords* out) override;
+
  private:
   struct ContextCloser {
     void operator()(redisContext* c) const;
@@ -71,6 +88,7 @@ class RedisStore : public Backend {
 
   Context connect() const;
   std::string describe() const;  // "redis 127.0.0.1:6379" for messages
+  std::string index_key(std::string_view principal) const;  // the principal's sorted set
 
   Options options_;
   std::string name_;

@@ -10,6 +10,7 @@ itself on a free loopback port, and also checks that the demo answers 503
 while the server is down and recovers when it is back.
 """
 import argparse
+import re
 import http.cookiejar
 import json
 import os
@@ -157,16 +158,18 @@ class Client:
         self.jar = jar if jar is not None else http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
-    def call(self, path, method="GET", cookie=None, body=None):
+    def call(self, path, method="GET", cookie=None, body=None, headers=None, raw=False):
         req = urllib.request.Request(f"http://127.0.0.1:{self.server.port}{path}", method=method,
-                                     data=body.encode() if body is not None else None)
+                                     data=body.encode() if body is not None else None,
+                                     headers=headers or {})
+        parse = (lambda b: b.decode()) if raw else json.loads
         opener = self.opener
         if cookie is not None:  # a hand-made Cookie: header, bypassing the jar
             req.add_header("Cookie", cookie)
             opener = urllib.request.build_opener()
         try:
             with opener.open(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read()), resp.headers.get_all("Set-Cookie") or []
+                return resp.status, parse(resp.read()), resp.headers.get_all("Set-Cookie") or []
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read()), e.headers.get_all("Set-Cookie") or []
 
@@ -267,6 +270,45 @@ def run_routes(binary, store, backing=None):
         bob.call("/login?user=bob")
         check(bob.call("/profile")[1] == {"user_id": 2, "username": "bob"}, "bob logs in")
         check(ann.call("/profile")[1]["username"] == "ann", "ann is still ann")
+
+        # ann on a second device, then "log out my other devices" from the first.
+        ann2 = Client(server)
+        ann2.call("/login?user=ann", headers={"User-Agent": "second-device"})
+        check(ann2.call("/profile")[1].get("username") == "ann", "ann logs in on a second device")
+        status, body, _ = ann.call("/sessions")
+        if store.startswith(("cookie:", "memcached")):  # they revoke by stamps: no listing
+            check(status == 501, f"/sessions on a store without an index is 501: {status}")
+        else:
+            listed = body.get("sessions", [])
+            check(status == 200 and len(listed) == 2, f"/sessions lists ann's two sessions: {body}")
+            check(sum(1 for x in listed if x["current"]) == 1, "/sessions marks the current one")
+            check(any(x["metadata"].get("user_agent") == "second-device" for x in listed),
+                  f"/sessions shows the device: {listed}")
+        status, body, _ = ann.call("/logout-others", method="POST", body="")
+        check(status == 200, f"POST /logout-others: {status} {body}")
+        check(ann2.call("/profile")[0] == 401, "the other device is logged out")
+        check(ann.call("/profile")[1].get("username") == "ann", "this device stays logged in")
+        check(bob.call("/profile")[1].get("username") == "bob", "another user stays logged in")
+
+        # CSRF: the form's POST needs the form's token (a field or a header).
+        status, page, _ = ann.call("/form", raw=True)
+        token = re.search(r'name="csrf_token" value="([A-Za-z0-9_-]+)"', page)
+        check(status == 200 and token is not None, f"GET /form carries a token: {page[:200]}")
+        token = token.group(1) if token else ""
+        status, body, _ = ann.call("/form", method="POST", body="note=hi")
+        check(status == 403, f"POST /form without a token is 403: {status}")
+        status, body, _ = ann.call("/form", method="POST", body=f"note=hi&csrf_token={token[:-1]}")
+        check(status == 403, f"POST /form with a truncated token is 403: {status}")
+        _, bob_page, _ = bob.call("/form", raw=True)
+        bob_token = re.search(r'value="([A-Za-z0-9_-]+)"', bob_page).group(1)
+        status, body, _ = ann.call("/form", method="POST", body=f"note=hi&csrf_token={bob_token}")
+        check(status == 403, f"POST /form with another session's token is 403: {status}")
+        status, body, _ = ann.call("/form", method="POST", body=f"note=hi&csrf_token={token}")
+        check(status == 200 and body == {"note": "hi"}, f"POST /form with its token: {status} {body}")
+        status, body, _ = ann.call("/form", method="POST", body="note=again",
+                                   headers={"X-CSRF-Token": token,
+                                            "Content-Type": "application/x-www-form-urlencoded"})
+        check(status == 200, f"POST /form with the token in X-CSRF-Token: {status} {body}")
 
         # Hostile cookies: tampered, truncated, junk. Each is a new, empty session.
         good = ann.cookie("mysession")

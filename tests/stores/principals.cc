@@ -123,9 +123,14 @@ void check_principals_across_processes(const std::string& uri, OptionList option
 
   const int64_t now = f.now;
   const std::string keep_jar = a.jar;
+  // The kept session's Set-Cookie comes back through a pipe: on cookie: it
+  // carries the session's new authentication time.
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    ::close(pipe_fds[0]);
     int code = 0;
     try {
       Fixture g(uri, options);
@@ -136,15 +141,25 @@ void check_principals_across_processes(const std::string& uri, OptionList option
       std::string message;
       if (r.finish(&message) != Errc::ok) code = 3;
       if (ended != (stamps ? -1 : 2)) code = 4;
+      std::string lines;
+      for (size_t i = 0; i < r.set_cookie_count(); ++i) lines += r.set_cookie(i) + "\n";
+      if (::write(pipe_fds[1], lines.data(), lines.size()) != ssize_t(lines.size())) code = 6;
     } catch (...) {
       code = 5;
     }
     ::_exit(code);
   }
+  ::close(pipe_fds[1]);
+  std::string lines;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) lines.append(buffer, size_t(n));
+  ::close(pipe_fds[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
+  for (size_t start = 0, end; (end = lines.find('\n', start)) != std::string::npos; start = end + 1)
+    a.keep(lines.substr(start, end - start));
 
   if (stamps) {
     // Another process's stamp is seen once this process's cached copy is

@@ -1,5 +1,6 @@
 // The file: store in a temporary directory.
 #include <catch2/catch.hpp>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,7 +14,10 @@
 #include "concurrency.h"
 #include "contract.h"
 #include "file_store.h"
+#include "base64url.h"
 #include "harness.h"
+#include "principals.h"
+#include "record.h"
 #include "servers.h"
 
 using namespace sessions::internal;
@@ -50,6 +54,46 @@ int increment_with_retry(Fixture& f, const std::string& header) {
   }
 }
 
+// A stored record of `principal` (none when empty), told apart by `n`.
+std::string principal_record(const std::string& principal, int64_t n) {
+  Identity id;
+  id.principal = principal;
+  id.auth_us = 1;
+  std::string data;
+  encode_identity(id, &data);
+  SessionRecord record;
+  record.created = record.last_seen = 1'700'000'000;
+  record.values.set("n", Value(n));
+  std::string body;
+  encode_record(record, &body);
+  return data + body;
+}
+
+// principal_records, sorted by key.
+Backend::KeyedRecords listed(Backend& store, const std::string& principal, int64_t now) {
+  Backend::KeyedRecords out;
+  store.principal_records(principal, now, &out);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The path of a principal's sidecar: base64url of its SHA-256.
+std::string sidecar_path(const std::string& dir, const std::string& principal) {
+  unsigned char digest[32];
+  unsigned int size = 0;
+  REQUIRE(EVP_Digest(principal.data(), principal.size(), digest, &size, EVP_sha256(), nullptr));
+  std::string name;
+  base64url_encode(std::string_view(reinterpret_cast<char*>(digest), size), &name);
+  return dir + "/" + FileStore::kPrincipalDir + "/" + name;
+}
+
+// The sidecar's lines; none when it does not exist.
+std::vector<std::string> sidecar_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
 
 }  // namespace
 
@@ -275,4 +319,184 @@ TEST_CASE("file: bad locations and a directory that goes away") {
   CHECK(other.request([&](Request& r) { r.session(f.store, "sid").set("x", Value(1)); }) ==
         Errc::store_unavailable);
   CHECK(other.last_set_cookies.empty());
+}
+
+TEST_CASE("file: principal_records lists a principal's records from its sidecar",
+          "[principals]") {
+  TempDir dir;
+  FileStore store(dir.path(), {false, std::chrono::seconds(3600)});
+  store.start();
+  REQUIRE(store.indexes_principals());
+  const int64_t now = int64_t(std::time(nullptr));
+  const std::string sidecar = sidecar_path(dir.path(), "user:42");
+  const std::string a = principal_record("user:42", 1), b = principal_record("user:42", 2),
+                    c = principal_record("user:42", 3);
+
+  // Records without a principal make no sidecar, nor its directory.
+  store.save("e", principal_record("", 5), now, 600);
+  store.move("e", "e2", principal_record("", 5), now, 600);
+  CHECK_FALSE(fs::exists(dir.path() + "/" + FileStore::kPrincipalDir));
+
+  // Each writing path: save, move, save_if.
+  store.save("a", a, now, 600);
+  store.move("old-b", "b", b, now, 3600);
+  store.save("c0", c, now, 60);
+  Version version = 0;
+  std::string data;
+  REQUIRE(store.load_versioned("c0", now, &data, &version));
+  REQUIRE(store.save_if("c0", "c", c, now, 60, version) == Commit::written);
+  store.save("d", principal_record("user:7", 4), now, 600);
+
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a", a}, {"b", b}, {"c", c}});
+  auto lines = sidecar_lines(sidecar);
+  std::sort(lines.begin(), lines.end());
+  CHECK(lines == std::vector<std::string>{std::to_string(now + 60) + " c",
+                                          std::to_string(now + 600) + " a",
+                                          std::to_string(now + 3600) + " b"});
+  struct stat st;
+  REQUIRE(::stat(sidecar.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(st.st_mtime == now + 3600);  // the latest expiry
+  CHECK(listed(store, "user:7", now).size() == 1);
+  CHECK(listed(store, "nobody", now).empty());
+  // Two sidecars, and no temporary file left.
+  CHECK(std::distance(fs::directory_iterator(dir.path() + "/" + FileStore::kPrincipalDir),
+                      fs::directory_iterator()) == 2);
+
+  SECTION("an erased record leaves the listing and the sidecar") {
+    store.erase("b");
+    CHECK(sidecar_lines(sidecar).size() == 3);  // until listed or rewritten
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a", a}, {"c", c}});
+    CHECK(sidecar_lines(sidecar).size() == 2);
+    store.erase("c");
+    store.save("a", a, now, 600);  // a rewrite drops it too
+    CHECK(sidecar_lines(sidecar) == std::vector<std::string>{std::to_string(now + 600) + " a"});
+    // The last one gone: listing removes the sidecar.
+    store.erase("a");
+    CHECK(listed(store, "user:42", now).empty());
+    CHECK_FALSE(fs::exists(sidecar));
+    store.save("a", a, now, 600);  // and a save makes it again
+    CHECK(listed(store, "user:42", now).size() == 1);
+  }
+  SECTION("a moved record is listed under its new key only") {
+    store.move("a", "a2", a, now, 600);
+    CHECK(sidecar_lines(sidecar).size() == 3);  // "a" out, in the move
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a2", a}, {"b", b}, {"c", c}});
+    REQUIRE(store.load_versioned("a2", now, &data, &version));
+    CHECK(store.save_if("a2", "a3", a, now, 600, version) == Commit::written);
+    CHECK(sidecar_lines(sidecar).size() == 3);
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a3", a}, {"b", b}, {"c", c}});
+  }
+  SECTION("an expired record leaves the listing and the sidecar") {
+    store.save("x", principal_record("user:42", 6), now - 100, 1);  // expired at now - 99
+    CHECK(sidecar_lines(sidecar).size() == 4);
+    CHECK(listed(store, "user:42", now).size() == 3);
+    CHECK(sidecar_lines(sidecar).size() == 3);
+    // Writes drop the expired too, listed or not.
+    store.save("y", principal_record("user:42", 7), now - 100, 1);
+    store.save("a", a, now, 600);
+    CHECK(sidecar_lines(sidecar).size() == 3);
+    // Once every record expired, the collector removes the sidecars too.
+    // 7 record files (x and y among them) and 2 sidecars.
+    CHECK(store.collect(now + 3600 + FileStore::kCollectGrace + 1) == 9);
+    CHECK(fs::is_empty(dir.path() + "/" + FileStore::kPrincipalDir));
+  }
+  SECTION("a record whose principal changed is listed under the new one") {
+    const std::string moved = principal_record("user:7", 8);
+    store.save("a", moved, now, 600);  // user:42's line goes stale
+    CHECK(listed(store, "user:7", now) ==
+          Backend::KeyedRecords{{"a", moved}, {"d", principal_record("user:7", 4)}});
+    const auto forty_two = listed(store, "user:42", now);
+    for (const auto& [key, record] : forty_two) CHECK(record_principal(record) == "user:42");
+    CHECK(forty_two == Backend::KeyedRecords{{"b", b}, {"c", c}});
+    CHECK(sidecar_lines(sidecar).size() == 2);  // the stale line, dropped
+    store.save("a", a, now, 600);
+    CHECK(listed(store, "user:42", now).size() == 3);
+  }
+  SECTION("rewriting one record a thousand times does not grow the sidecar") {
+    for (int i = 0; i < 1000; ++i) store.save("a", a, now, 600 + i);
+    for (int i = 0; i < 1000; ++i) {
+      REQUIRE(store.load_versioned("a", now, &data, &version));
+      REQUIRE(store.save_if("a", "a", a, now, 600 + i, version) == Commit::written);
+    }
+    CHECK(sidecar_lines(sidecar).size() == 3);
+    CHECK(listed(store, "user:42", now).size() == 3);
+    CHECK(std::distance(fs::directory_iterator(dir.path() + "/" + FileStore::kPrincipalDir),
+                        fs::directory_iterator()) == 2);
+  }
+  SECTION("lines that do not parse are dropped, not trusted") {
+    std::ofstream(sidecar, std::ios::app) << "garbage\n12 ../escape\n99999999999 a\n";
+    CHECK(listed(store, "user:42", now).size() == 3);
+    CHECK(sidecar_lines(sidecar).size() == 3);
+  }
+}
+
+TEST_CASE("file: two processes indexing one principal lose no entry", "[principals]") {
+  TempDir dir;
+  constexpr int kProcesses = 2, kSessions = 100;
+  const int64_t now = int64_t(std::time(nullptr));
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      // No Catch2 assertions in the child: the exit status is the result.
+      int status = 0;
+      try {
+        FileStore store(dir.path(), {false, std::chrono::seconds(3600)});
+        store.start();
+        for (int i = 0; i < kSessions; ++i) {
+          const std::string key = "p" + std::to_string(p) + "-" + std::to_string(i);
+          // Half are moved in, as regenerate_id does.
+          if (i % 2) store.save(key, principal_record("user:42", i), now, 600);
+          else store.move(key + "-old", key, principal_record("user:42", i), now, 600);
+        }
+      } catch (...) {
+        status = 1;
+      }
+      ::_exit(status);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  FileStore store(dir.path(), {false, std::chrono::seconds(3600)});
+  store.start();
+  CHECK(listed(store, "user:42", now).size() == kProcesses * kSessions);
+  CHECK(sidecar_lines(sidecar_path(dir.path(), "user:42")).size() == kProcesses * kSessions);
+}
+
+TEST_CASE("file: sessions that log in are listed and ended through the index", "[principals]") {
+  TempDir dir;
+  Fixture f("file://" + dir.path() + "?fsync=false", {}, false);
+  // Logged in on a second request: the principal is set with a new ID (a
+  // moved record), as applications do.
+  auto log_in_as = [&](Browser& b, const std::string& principal) {
+    REQUIRE(b.request([&](Request& r) { r.session(f.store, "sid").set("x", Value(1)); }) ==
+            Errc::ok);
+    REQUIRE(b.request([&](Request& r) {
+      Session& s = r.session(f.store, "sid");
+      s.set_principal(principal);
+      s.regenerate_id();
+    }) == Errc::ok);
+  };
+  Browser one, two, other;
+  log_in_as(one, "user:42");
+  log_in_as(two, "user:42");
+  log_in_as(other, "user:7");
+  CHECK(list_sessions(*f.store, "user:42").size() == 2);
+  CHECK(list_sessions(*f.store, "user:7").size() == 1);
+  CHECK(end_sessions(*f.store, "user:42", nullptr) == 2);
+  for (Browser* b : {&one, &two})
+    b->request([&](Request& r) {
+      CHECK(r.session(f.store, "sid").status() == SESS_STATUS_UNKNOWN_ID);
+    });
+  CHECK(list_sessions(*f.store, "user:42").empty());
+  other.request([&](Request& r) {
+    CHECK(r.session(f.store, "sid").status() == SESS_STATUS_VALID);
+  });
 }
