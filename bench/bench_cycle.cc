@@ -10,6 +10,10 @@
 //     20,000 keys, which stays flat when setting n keys is linear.
 //  4. a 10 KB session (a cart): its cycle on cookie: (chunked) and on
 //     memory:, each with and without compression, trials interleaved.
+//  5. revocation on cookie:: the cycle of a logged-in session (a principal)
+//     checked against revocation stamps (revocation=memory:, stamps cached
+//     per process, and with the cache off), next to the same cycle without
+//     a revocation store, trials interleaved.
 //
 // Figures are medians of repeated trials. --quick runs a few iterations only
 // (the test suite uses it to check the benchmark still works); --profile N
@@ -210,6 +214,35 @@ int main(int argc, char** argv) {
   for (Big& b : big) {
     std::printf("  %-32s %8.0f ns/op   %5zu-byte Cookie header\n", b.label, median(b.ns),
                 b.header.size());
+    sess_store_close(b.store);
+  }
+
+  // Revocation on vs off: the same logged-in session, trials interleaved.
+  Big revocation[3];
+  const char* const revocation_configs[3][2] = {
+      {"revocation off", "cookie:"},
+      {"revocation=memory: (cached 5 s)", "cookie:?revocation=memory:"},
+      {"revocation=memory: cache off", "cookie:?revocation=memory:&revocation_cache=0"},
+  };
+  for (int i = 0; i < 3; ++i) {
+    Big& b = revocation[i];
+    b.label = revocation_configs[i][0];
+    b.store = open_store(revocation_configs[i][1]);
+    size_t unused = 0;
+    b.header = make_session(b.store, &unused, "user:123456");
+    ns_per_op(1, iterations / 10 + 1, [&] { cycle(b.store, b.header, n++); });
+  }
+  for (int t = 0; t < trials; ++t)
+    for (Big& b : revocation)
+      b.ns.push_back(ns_per_op(1, iterations, [&] { cycle(b.store, b.header, n++); }));
+  std::printf("\ncookie: cycle of a logged-in session (a principal), revocation on vs off\n");
+  const double off = median(revocation[0].ns);
+  for (Big& b : revocation) {
+    const double ns = median(b.ns);
+    std::printf("  %-32s %8.0f ns/op   %5.1f%% vs off%s\n", b.label, ns, 100.0 * (ns / off - 1),
+                &b == &revocation[1] ? (ns <= off * 1.10 ? "   (target <= +10%: met)"
+                                                         : "   (target <= +10%: NOT met)")
+                                     : "");
     sess_store_close(b.store);
   }
 

@@ -44,11 +44,14 @@ inline sess_store* open_store(const char* uri) {
 
 // A logged-in user with a CSRF token and a small cart: about 200 bytes of
 // record. Returns the Cookie header that carries it.
-inline std::string make_session(sess_store* store, size_t* record_bytes) {
+// With `principal`, the session belongs to it (sess_session_set_principal).
+inline std::string make_session(sess_store* store, size_t* record_bytes,
+                                const char* principal = nullptr) {
   sess_request* req = nullptr;
   sess_session* s = nullptr;
   check(sess_request_begin(nullptr, 0, &req), "begin");
   check(sess_request_session(req, store, "mysession", &s), "session");
+  if (principal) check(sess_session_set_principal(s, principal), "set_principal");
   check(sess_set_int(s, "user_id", 123456), "set");
   check(sess_set_str(s, "username", "ann.example", 11), "set");
   check(sess_set_str(s, "role", "editor", 6), "set");
