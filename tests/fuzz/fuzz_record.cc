@@ -1,7 +1,7 @@
 // sessions::internal::decode_record on arbitrary bytes: the record frame (record.h)
 // that server-side stores hold and the cookie store seals.
 //
-// Part 1, the frame (inflated first when compressed). A record that decodes is re-encoded byte for byte as it
+// Part 1, the frame (after its identity header, inflated first when compressed). A record that decodes is re-encoded byte for byte as it
 // came (values are kept packed and written back verbatim); every key and
 // value reads (or fails with the documented Errc::internal), and re-encoding
 // after reading the flashes, and again after setting and erasing a value,
@@ -39,6 +39,17 @@ namespace {
 void check_frame(std::string_view data) {
   SessionRecord record;
   if (!sessions::internal::decode_record(data, &record)) return;
+
+  // An identity header (principal, CSRF secret, metadata) comes back as it
+  // was; the record after it is checked as any other.
+  std::string header;
+  sessions::internal::encode_identity(record.identity, &header);
+  FUZZ_CHECK(data.substr(0, header.size()) == header,
+             "re-encoding the identity header changed its bytes: " + escape(data));
+  FUZZ_CHECK(record.identity.empty() || !sessions::internal::record_principal(data).compare(
+                                            record.identity.principal),
+             "record_principal disagrees with the decoded principal");
+  data.remove_prefix(header.size());
 
   // A compressed record (0x02 | zstd frame) decodes to the frame inside it,
   // which is what re-encoding gives back.

@@ -222,6 +222,16 @@ void record_seeds() {
     std::string compressed;
     sessions::internal::compress_record(encode(r), &compressed);
     write("fuzz_record", r.name + "-zstd", compressed);
+    // With an identity header: a principal, a CSRF secret, metadata.
+    sessions::internal::Identity identity;
+    identity.principal = "user:42";
+    identity.auth_us = fuzz::kNow * 1000000;
+    identity.csrf_secret.assign(sessions::internal::Identity::kCsrfSecretSize, '\x5a');
+    identity.metadata = {{"ip", "192.0.2.1"}, {"user_agent", "Mozilla/5.0"}};
+    std::string with_identity;
+    sessions::internal::encode_identity(identity, &with_identity);
+    write("fuzz_record", r.name + "-identity", with_identity + encode(r));
+    write("fuzz_record", r.name + "-identity-zstd", with_identity + compressed);
   }
 }
 
