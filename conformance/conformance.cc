@@ -409,6 +409,51 @@ void check_parallel(const Kit& kit) {
              std::to_string(failures.load()) + " failed)");
 }
 
+// Three sessions of one principal, all but one ended: the ended ones no
+// longer load (unknown_id where the store deletes them through its index,
+// revoked where it revokes by stamps), the kept one and another principal's
+// still do. Listed, where the store can list.
+void check_principals(const Kit& kit) {
+  sessions::Store store = kit.open();
+  // Unique per run: records of an earlier run may still be in the store.
+  const std::string who = "conformance:" + std::to_string(Clock::now().time_since_epoch().count());
+  const std::string other_who = who + ":other";
+  Browser a, b, c, other;
+  for (auto [browser, principal] : {std::pair{&a, &who}, {&b, &who}, {&c, &who}, {&other, &other_who}}) {
+    int rc = browser->request(store, [&](sessions::Session& s) {
+      s.regenerate_id();
+      s.set_principal(*principal);
+      s.set_int("user_id", 42);
+    });
+    expect(rc == SESS_OK, "a login with a principal failed: " + code_text(rc) + ": " + sess_last_error());
+  }
+  sess_session_list* list = nullptr;
+  int rc = sess_store_list_sessions(store.get(), who.c_str(), &list);
+  expect(rc == SESS_OK || rc == SESS_E_UNSUPPORTED, "listing failed: " + code_text(rc));
+  if (rc == SESS_OK)
+    expect(sess_session_list_count(list) == 3,
+           "listing shows " + std::to_string(sess_session_list_count(list)) + " sessions, not 3");
+  sess_session_list_free(list);
+  int64_t ended = 0;
+  rc = a.request(store, [&](sessions::Session& s) { ended = store.end_sessions(who, s.get()); });
+  expect(rc == SESS_OK, "ending all sessions but one failed: " + code_text(rc) + ": " + sess_last_error());
+  expect(ended == 2 || ended == -1, "ending reported " + std::to_string(ended) + " sessions, not 2");
+  auto status_of = [&](Browser& browser) {
+    int status = -1;
+    browser.request(store, [&](sessions::Session& s) { status = s.status(); });
+    return status;
+  };
+  expect(status_of(a) == SESS_STATUS_VALID, "the kept session no longer loads");
+  for (Browser* ended_browser : {&b, &c}) {
+    const int status = status_of(*ended_browser);
+    expect(status == SESS_STATUS_UNKNOWN_ID || status == SESS_STATUS_REVOKED,
+           std::string("an ended session loads as ") + sess_status_name(status));
+  }
+  expect(status_of(other) == SESS_STATUS_VALID, "another principal's session was ended");
+  store.end_sessions(who);
+  store.end_sessions(other_who);
+}
+
 void check_down_at_open(const Kit& kit) {
   kit.call(kit.hooks().stop, "stop");
   int rc = SESS_OK;
@@ -484,6 +529,7 @@ const Check kChecks[] = {
     {"regenerate", check_regenerate, always},   {"destroy", check_destroy, always},
     {"oversized", check_oversized, always},     {"hash_keys", check_hash_keys, always},
     {"threads", check_threads, always},         {"parallel", check_parallel, always},
+    {"principals", check_principals, always},
     {"down_at_open", check_down_at_open, stoppable},
     {"killed", check_killed, stoppable},        {"hung", check_hung, pausable},
 };

@@ -25,6 +25,8 @@
  *   parallel      8 threads on one session: under concurrency=merge every
  *                 thread's keys survive; under cas, retried increments
  *                 reach the exact total
+ *   principals    three sessions of one principal, all but one ended: the
+ *                 ended ones no longer load, the kept one does (since 0.4)
  * and, when the hooks can stop or pause the store's server:
  *   down_at_open  with the server down, opening fails with
  *                 SESS_E_STORE_UNAVAILABLE, or the first request does
