@@ -208,6 +208,16 @@ int sess_store_check(const char* uri, const sess_config* config) {
   });
 }
 
+int sess_store_check_name(const char* uri, const sess_config* config, const char* name) {
+  return guard([&]() -> int {
+    require(uri, "uri");
+    require(config, "config");
+    require(name, "name");
+    sessions::internal::Store::check_name(uri, config->rep, name);
+    return SESS_OK;
+  });
+}
+
 void sess_store_close(sess_store* store) { delete store; }
 
 int sess_store_session_exists(sess_store* store, const char* id) {

@@ -163,6 +163,12 @@ SESS_API int sess_store_open(const char *uri, const sess_config *config, sess_st
  * thread: for checking a configuration in a process that will not use the
  * store, such as nginx's master before it forks its workers. Since 0.1. */
 SESS_API int sess_store_check(const char *uri, const sess_config *config);
+/* sess_store_check, and the session cookie `name` checked against the
+ * store's cookie options as sess_request_session would check it: a cookie
+ * token, and the __Host- / __Secure- prefix rules (SESS_E_BAD_OPTION, saying
+ * which attribute to set). For refusing a configuration before serving,
+ * like nginx -t. Since 0.4. */
+SESS_API int sess_store_check_name(const char *uri, const sess_config *config, const char *name);
 /* Releases the caller's reference; requests still using the store keep it
  * alive until they are freed. */
 SESS_API void sess_store_close(sess_store *store);

@@ -172,6 +172,12 @@ std::shared_ptr<Store> Store::open(std::string_view uri, const Config& config) {
 
 void Store::check(std::string_view uri, const Config& config) { build(uri, config); }
 
+void Store::check_name(std::string_view uri, const Config& config, std::string_view name) {
+  std::shared_ptr<Store> store = build(uri, config);
+  validate_cookie_name(name);
+  store->settings().cookie.validate_prefix(name);
+}
+
 // The revocation= URI, checked as far as open() would without dialling.
 void Store::check_revocation_store(const Settings& settings, const Config& config) {
   if (settings.revocation.empty()) return;

@@ -80,6 +80,9 @@ class Store {
   // Everything open() validates, without starting the backend: no server is
   // dialled, no file or directory touched, no thread started.
   static void check(std::string_view uri, const Config& config);
+  // check(), and a session cookie `name` checked against the store's cookie
+  // options as Request::session checks it (a token; __Host- and __Secure-).
+  static void check_name(std::string_view uri, const Config& config, std::string_view name);
   // A store on a backend its user supplies (sess_store_open_backend), made
   // once the config's settings are known; the config may hold only general
   // options. Starts the backend.

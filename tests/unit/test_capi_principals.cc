@@ -150,3 +150,22 @@ TEST_CASE("C: CSRF tokens verify for their session only") {
   });
   sess_store_close(store);
 }
+
+TEST_CASE("C: sess_store_check_name refuses cookie names browsers would drop, saying why") {
+  sess_config* config = nullptr;
+  REQUIRE(sess_config_new(&config) == SESS_OK);
+  REQUIRE(sess_config_add_secret(config, kSecret.data(), kSecret.size()) == SESS_OK);
+  CHECK(sess_store_check_name("cookie:", config, "sid") == SESS_OK);
+  CHECK(sess_store_check_name("cookie:", config, "__Host-sid") == SESS_E_BAD_OPTION);
+  CHECK(std::string(sess_last_error()).find("secure") != std::string::npos);
+  CHECK(sess_store_check_name("cookie:", config, "__secure-sid") == SESS_E_BAD_OPTION);
+  CHECK(sess_store_check_name("cookie:", config, "bad name") == SESS_E_BAD_OPTION);
+  CHECK(sess_store_check_name("cookie:?secure=true", config, "__Host-sid") == SESS_OK);
+  CHECK(sess_store_check_name("cookie:?secure=true&domain=example.com", config, "__Host-sid") ==
+        SESS_E_BAD_OPTION);
+  CHECK(sess_store_check_name("cookie:?secure=true&domain=example.com", config, "__Secure-sid") ==
+        SESS_OK);
+  CHECK(sess_store_check_name("redis://127.0.0.1:1/0", config, "sid") == SESS_OK);  // not dialled
+  CHECK(sess_store_check_name("cookie:", config, nullptr) == SESS_E_INVALID_ARGUMENT);
+  sess_config_free(config);
+}
