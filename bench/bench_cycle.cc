@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
       {"cookie: compress=off (4 chunks)", "cookie:?compress=off&max_chunks=4"},
       {"cookie: compress=on", "cookie:?compress=on"},
       {"memory: compress=off", "memory:?compress=off"},
-      {"memory: compress=auto (default)", "memory:"},
+      {"memory: compress=auto", "memory:?compress=auto"},
   };
   for (int i = 0; i < 4; ++i) {
     big[i].label = configs[i][0];
