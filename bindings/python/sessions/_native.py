@@ -33,16 +33,27 @@ class SessionHandle(_Handle):
     pass
 
 
+class SessionListHandle(_Handle):
+    pass
+
+
 class Value(ctypes.Structure):
     """struct sess_value."""
     _fields_ = [("type", ctypes.c_int), ("boolean", ctypes.c_int), ("integer", ctypes.c_int64),
                 ("real", ctypes.c_double), ("data", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
+class SessionInfo(ctypes.Structure):
+    """struct sess_session_info (its strings borrowed from the list)."""
+    _fields_ = [("handle", ctypes.c_char_p), ("created", ctypes.c_int64),
+                ("last_seen", ctypes.c_int64), ("metadata_json", ctypes.c_char_p)]
+
+
 STORE_P = ctypes.POINTER(StoreHandle)
 CONFIG_P = ctypes.POINTER(ConfigHandle)
 REQUEST_P = ctypes.POINTER(RequestHandle)
 SESSION_P = ctypes.POINTER(SessionHandle)
+LIST_P = ctypes.POINTER(SessionListHandle)
 
 c_char_p = ctypes.c_char_p
 c_void_p = ctypes.c_void_p
@@ -83,6 +94,21 @@ _SIGNATURES = {
     "sess_session_destroy": (c_int, [SESSION_P]),
     "sess_session_touch": (c_int, [SESSION_P]),
     "sess_session_set_option": (c_int, [SESSION_P, c_char_p, c_char_p]),
+    # Principals (since 0.4)
+    "sess_session_set_principal": (c_int, [SESSION_P, c_char_p]),
+    "sess_session_principal": (c_char_p, [SESSION_P]),
+    "sess_session_set_metadata": (c_int, [SESSION_P, c_char_p, c_char_p]),
+    "sess_session_metadata": (c_int, [SESSION_P, c_char_p, P(c_char_p)]),
+    "sess_session_handle": (c_char_p, [SESSION_P]),
+    "sess_store_list_sessions": (c_int, [STORE_P, c_char_p, P(LIST_P)]),
+    "sess_session_list_count": (c_size_t, [LIST_P]),
+    "sess_session_list_get": (c_int, [LIST_P, c_size_t, P(SessionInfo)]),
+    "sess_session_list_free": (None, [LIST_P]),
+    "sess_store_end_sessions": (c_int, [STORE_P, c_char_p, SESSION_P, P(c_int64)]),
+    "sess_store_end_session": (c_int, [STORE_P, c_char_p, c_char_p]),
+    # CSRF tokens (since 0.4)
+    "sess_csrf_token": (c_int, [SESSION_P, P(c_void_p), P(c_size_t)]),
+    "sess_csrf_verify": (c_int, [SESSION_P, c_char_p, c_size_t]),
     "sess_get_type": (c_int, [SESSION_P, c_char_p, P(c_int)]),
     "sess_get": (c_int, [SESSION_P, c_char_p, P(Value)]),
     "sess_get_bool": (c_int, [SESSION_P, c_char_p, P(c_int)]),

@@ -9,19 +9,27 @@ from collections.abc import MutableMapping
 from . import _msgpack, errors
 from .errors import check as _check
 from .backend import open_store
-from ._native import CONFIG_P, REQUEST_P, SESSION_P, STORE_P, Value, lib
+from ._native import CONFIG_P, LIST_P, REQUEST_P, SESSION_P, STORE_P, SessionInfo, Value, lib
 
-_OK, _NOT_FOUND, _NO_MEMORY = 0, 1, 4
+_OK, _NOT_FOUND, _NO_MEMORY, _CSRF = 0, 1, 4, 17
 _NIL, _BOOL, _INT, _DOUBLE, _STRING, _BYTES, _ARRAY, _MAP = range(8)
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
-STATUS_NAMES = ("new", "valid", "expired", "tampered", "unknown_key", "malformed", "unknown_id")
+STATUS_NAMES = ("new", "valid", "expired", "tampered", "unknown_key", "malformed", "unknown_id",
+                "revoked")
 
 
 def _key(key):
     if not isinstance(key, str):
         raise TypeError(f"session keys are str, not {type(key).__name__}")
     return key.encode("utf-8")
+
+
+def _text(value, what):
+    """A str argument as UTF-8 (principals, metadata, handles)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is str, not {type(value).__name__}")
+    return value.encode("utf-8")
 
 
 def _take(ptr, length):
@@ -90,6 +98,52 @@ class Store:
     def begin(self, cookie_header=None):
         """A request for one HTTP request's Cookie: header (str or bytes)."""
         return Request(self, cookie_header)
+
+    # -- a principal's sessions (include/sessions.h, "Principals")
+    def list_sessions(self, principal):
+        """The live sessions of `principal`, most recently seen first: dicts
+        with "id" (the session's handle, as Session.handle: not a cookie),
+        "created", "last_seen" (Unix seconds) and "metadata" (a dict of str).
+        Unsupported on stores that revoke by stamps (cookie:, memcached:,
+        custom stores): they keep no index."""
+        p = _text(principal, "a principal")
+        out = LIST_P()
+        _check(lib.sess_store_list_sessions(self._open or self.handle, p, ctypes.byref(out)))
+        try:
+            info = SessionInfo()
+            sessions = []
+            for i in range(lib.sess_session_list_count(out)):
+                _check(lib.sess_session_list_get(out, i, ctypes.byref(info)))
+                sessions.append({"id": info.handle.decode("ascii"), "created": info.created,
+                                 "last_seen": info.last_seen,
+                                 "metadata": json.loads(info.metadata_json or b"{}")})
+            return sessions
+        finally:
+            lib.sess_session_list_free(out)
+
+    def end_sessions(self, principal, keep=None):
+        """Ends every session of `principal` but `keep` (a Session, typically
+        the current request's: "log out my other devices"; None ends them
+        all). Returns how many were ended, or -1 on stores that revoke by
+        stamps (the ended sessions then load as "revoked"). Unsupported on
+        cookie: without revocation=."""
+        p = _text(principal, "a principal")
+        if keep is not None and not isinstance(keep, Session):
+            raise TypeError(f"keep is a Session or None, not {type(keep).__name__}")
+        ended = ctypes.c_int64(0)
+        _check(lib.sess_store_end_sessions(self._open or self.handle, p,
+                                           keep._h() if keep is not None else None,
+                                           ctypes.byref(ended)))
+        return ended.value
+
+    def end_session(self, principal, handle):
+        """Ends the one session of `principal` listed under `handle` (the "id"
+        of list_sessions): True, or False when there is none. Unsupported on
+        stores that revoke by stamps."""
+        rc = _check(lib.sess_store_end_session(self._open or self.handle,
+                                               _text(principal, "a principal"),
+                                               _text(handle, "a session handle")))
+        return rc == _OK
 
     def close(self):
         self._open = None
@@ -236,7 +290,10 @@ class Session(MutableMapping):
 
     @property
     def status(self):
-        return STATUS_NAMES[lib.sess_session_status(self._h())]
+        code = lib.sess_session_status(self._h())
+        if code < len(STATUS_NAMES):
+            return STATUS_NAMES[code]
+        return lib.sess_status_name(code).decode("ascii")  # a status newer than this binding
 
     @property
     def is_new(self):
@@ -268,6 +325,69 @@ class Session(MutableMapping):
         if isinstance(value, bool):
             value = "true" if value else "false"
         _check(lib.sess_session_set_option(self._h(), name.encode(), str(value).encode("utf-8")))
+
+    # -- principal (include/sessions.h, "Principals")
+    @property
+    def principal(self):
+        """Whom the session belongs to ("user:42"), or None. Set it at login,
+        after regenerate_id(); None (or "") unties it."""
+        value = lib.sess_session_principal(self._h())
+        return value.decode("utf-8") if value else None
+
+    @principal.setter
+    def principal(self, principal):
+        h = self._h()
+        _check(lib.sess_session_set_principal(
+            h, None if principal is None else _text(principal, "a principal")))
+
+    @property
+    def handle(self):
+        """The non-secret handle list_sessions shows for this session ("id"
+        there), to mark "this device"; "" on cookie: and before the first save."""
+        return lib.sess_session_handle(self._h()).decode("ascii")
+
+    def set_metadata(self, key, value):
+        """Sets what list_sessions shows for the session (a user agent, an
+        address, a label; up to 16 str entries); None removes the entry."""
+        h = self._h()
+        _check(lib.sess_session_set_metadata(
+            h, _text(key, "a metadata key"),
+            None if value is None else _text(value, "a metadata value")))
+
+    def get_metadata(self, key, default=None):
+        value = ctypes.c_char_p()
+        if _check(lib.sess_session_metadata(self._h(), _text(key, "a metadata key"),
+                                            ctypes.byref(value))) == _NOT_FOUND:
+            return default
+        return value.value.decode("utf-8")
+
+    # -- CSRF tokens (include/sessions.h, "CSRF tokens")
+    def csrf_token(self):
+        """A token for a form field (csrf_token) or an X-CSRF-Token header;
+        different on every call, each one valid until regenerate_id() or
+        destroy(). The first call makes the session save at finish()."""
+        sc = _scratch
+        _check(lib.sess_csrf_token(self._h(), sc.ptr_ref, sc.len_ref))
+        return ctypes.string_at(sc.ptr.value, sc.len.value).decode("ascii")
+
+    def verify_csrf(self, token):
+        """Whether `token` (str, bytes or None) is one of this session's."""
+        h = self._h()
+        if token is None:
+            return False
+        if isinstance(token, str):
+            raw = token.encode("utf-8", "replace")
+        elif isinstance(token, (bytes, bytearray, memoryview)):
+            raw = bytes(token)
+        else:
+            raise TypeError(f"a CSRF token is str or bytes, not {type(token).__name__}")
+        if not raw:
+            return False
+        rc = lib.sess_csrf_verify(h, raw, len(raw))
+        if rc == _CSRF:
+            return False
+        _check(rc)
+        return True
 
     # -- values
     def __getitem__(self, key):

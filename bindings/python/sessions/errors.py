@@ -52,6 +52,11 @@ class Conflict(SessionsError):
     saved: retry the whole request."""
 
 
+class CsrfError(SessionsError):
+    """The CSRF token is missing, malformed or not this session's: answer 403.
+    (Session.verify_csrf returns False instead of raising it.)"""
+
+
 class InternalError(SessionsError):
     """A bug in libsessions: please report it."""
 
@@ -72,6 +77,7 @@ CLASSES = {
     14: StateError,
     15: InternalError,
     16: Conflict,
+    17: CsrfError,      # SESS_E_CSRF
 }
 
 

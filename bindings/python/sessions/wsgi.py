@@ -8,16 +8,38 @@ start_response (also for an error page the application renders itself). An
 application that raises before start_response saves nothing: a half-done
 session never overwrites the stored one, and the browser keeps its cookie.
 A store that cannot be reached when the session loads gives 503.
+
+CSRF: the session gives tokens (session.csrf_token(), for a form field
+named csrf_token or an X-CSRF-Token header) and checks them
+(session.verify_csrf(token)). With csrf=True the middleware checks every
+request whose method is not GET, HEAD, OPTIONS or TRACE before the
+application runs, and answers 403 when neither the X-CSRF-Token header nor
+the csrf_token field of a form body (application/x-www-form-urlencoded or
+multipart/form-data, up to csrf_form_limit bytes) holds a token of the
+session. The form body is read and put back (wsgi.input is replaced by a
+copy), so the application reads it whole.
 """
+import email.parser
+import email.policy
+import io
+import urllib.parse
+
 from .errors import SessionsError, StoreUnavailable
+
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
+CSRF_HEADER = "HTTP_X_CSRF_TOKEN"  # X-CSRF-Token
+CSRF_FIELD = "csrf_token"
 
 
 class SessionMiddleware:
-    def __init__(self, app, store, cookie_name="session", environ_key="sessions.session"):
+    def __init__(self, app, store, cookie_name="session", environ_key="sessions.session",
+                 csrf=False, csrf_form_limit=1024 * 1024):
         self.app = app
         self.store = store
         self.cookie_name = cookie_name
         self.environ_key = environ_key
+        self.csrf = csrf
+        self.csrf_form_limit = csrf_form_limit
 
     def __call__(self, environ, start_response):
         request = self.store.begin(environ.get("HTTP_COOKIE"))
@@ -32,6 +54,19 @@ class SessionMiddleware:
             return [body]
         environ[self.environ_key] = session
         environ["sessions.request"] = request
+        if self.csrf and environ.get("REQUEST_METHOD", "GET").upper() not in SAFE_METHODS:
+            try:
+                token = environ.get(CSRF_HEADER) or _form_token(environ, self.csrf_form_limit)
+                passed = session.verify_csrf(token)
+            except BaseException:
+                request.close()
+                raise
+            if not passed:
+                request.close()  # nothing saved: the request did not happen
+                body = b"CSRF token missing or invalid\n"
+                start_response("403 Forbidden",
+                               [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+                return [body]
 
         def start_with_cookies(status, headers, exc_info=None):
             if request.closed or getattr(request, "_finished", False):
@@ -52,6 +87,38 @@ class SessionMiddleware:
             request.close()  # nothing saved
             raise
         return _ClosingIterable(result, request)
+
+
+def _form_token(environ, limit):
+    """The csrf_token field of a form body, or None; the body is put back in
+    environ["wsgi.input"] for the application."""
+    content_type = environ.get("CONTENT_TYPE", "")
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length <= 0 or length > limit:
+        return None  # no body, or too big to read here: the header must carry the token
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            values = urllib.parse.parse_qs(body.decode("latin-1"), keep_blank_values=True,
+                                           max_num_fields=10000).get(CSRF_FIELD)
+        except ValueError:  # more fields than max_num_fields
+            return None
+        return values[0] if values else None
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        return None
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == CSRF_FIELD:
+            return part.get_payload(decode=True)
+    return None
 
 
 class _ClosingIterable:

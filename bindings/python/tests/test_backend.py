@@ -185,7 +185,7 @@ def test_the_python_stores_pass_the_conformance_kit(tmp_path):
         assert not failed, (uri, failed)
         assert [r[0] for r in results if r[1] == "passed"] == [
             "round_trip", "expiry", "regenerate", "destroy", "oversized", "hash_keys", "threads",
-            "parallel"]
+            "parallel", "principals"]
 
 
 _registered = set()
