@@ -201,8 +201,10 @@ class FileStore::Sidecar {
   }
 
   // Replaces the sidecar with `lines` (a new file renamed over it, whose
-  // mtime is their latest expiry), or removes it when there are none.
-  void write(const std::vector<Line>& lines) {
+  // mtime is their latest expiry), or removes it when there are none. With
+  // `pending`, the new file is only written, and its name left there for
+  // install(): a commit renames its record into place first.
+  void write(const std::vector<Line>& lines, std::string* pending = nullptr) {
     if (lines.empty()) {
       if (::unlinkat(store_.dir_fd_, path_.c_str(), 0) != 0 && errno != ENOENT)
         fail_errno("cannot remove " + full_path(), errno);
@@ -229,8 +231,20 @@ class FileStore::Sidecar {
     if (!write_all(fd.get(), text) || ::futimens(fd.get(), times) != 0 ||
         (store_.options_.fsync && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0)
       abandon("cannot write " + store_.dir_ + "/" + temp);
-    if (::renameat(store_.dir_fd_, temp.c_str(), store_.dir_fd_, path_.c_str()) != 0)
-      abandon("cannot rename into " + full_path());
+    if (pending) {
+      *pending = temp;
+      return;
+    }
+    install(temp);
+  }
+
+  // Renames a file written by write(lines, &pending) over the sidecar.
+  void install(const std::string& temp) {
+    if (::renameat(store_.dir_fd_, temp.c_str(), store_.dir_fd_, path_.c_str()) != 0) {
+      int err = errno;
+      ::unlinkat(store_.dir_fd_, temp.c_str(), 0);
+      fail_errno("cannot rename into " + full_path(), err);
+    }
     if (store_.options_.fsync) {
       Fd dir(::openat(store_.dir_fd_, kPrincipalDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (dir.get() < 0 || ::fsync(dir.get()) != 0)
@@ -406,18 +420,29 @@ Commit FileStore::commit(std::string_view from, std::string_view to, std::string
       else if (version != *expected) result = Commit::changed;
     }
     if (result == Commit::written) {
-      // The sidecar first, under its lock until the rename is done.
+      // The sidecar's new lines are written first, and installed after the
+      // record's rename, all under the sidecar's lock: whoever locks the new
+      // sidecar (which frees as soon as it is installed) finds the record in
+      // place. A crash in between leaves the record out of the index until
+      // its next save.
       std::optional<Sidecar> sidecar;
+      std::string sidecar_pending;
       if (const std::string_view principal = record_principal(data); !principal.empty()) {
         sidecar.emplace(*this, sidecar_name(principal), true);
-        index(&*sidecar, from_name, to_name, now + std::max<int64_t>(ttl, 1), now);
+        index(&*sidecar, from_name, to_name, now + std::max<int64_t>(ttl, 1), now,
+              &sidecar_pending);
       }
-      if (::renameat(dir_fd_, temp.c_str(), dir_fd_, to_name.c_str()) != 0)
+      if (::renameat(dir_fd_, temp.c_str(), dir_fd_, to_name.c_str()) != 0) {
+        if (!sidecar_pending.empty()) ::unlinkat(dir_fd_, sidecar_pending.c_str(), 0);
         fail_errno("cannot rename into " + dir_ + "/" + to_name, errno);
+      }
       // After the rename: a reader sees the old file, both, or the new one.
       if (from_name != to_name && ::unlinkat(dir_fd_, from_name.c_str(), 0) != 0 &&
-          errno != ENOENT)
+          errno != ENOENT) {
+        if (!sidecar_pending.empty()) ::unlinkat(dir_fd_, sidecar_pending.c_str(), 0);
         fail_errno("cannot remove " + dir_ + "/" + from_name, errno);
+      }
+      if (!sidecar_pending.empty()) sidecar->install(sidecar_pending);
     }
   } catch (...) {
     ::unlinkat(dir_fd_, temp.c_str(), 0);  // ENOENT once renamed: harmless
@@ -434,10 +459,10 @@ Commit FileStore::commit(std::string_view from, std::string_view to, std::string
 
 // Under the sidecar's lock, before `to` is renamed into place: `to` with its
 // expiry; `from` out when it differs; lines expired, or whose record file is
-// gone or expired, dropped. Records of this principal are written only
-// under this lock, so none of them appears meanwhile.
+// gone or expired, dropped. The new lines go to a file named in *pending
+// (left empty when nothing changes), installed once `to` is in place.
 void FileStore::index(Sidecar* sidecar, const std::string& from, const std::string& to,
-                      int64_t expires, int64_t now) {
+                      int64_t expires, int64_t now, std::string* pending) {
   std::vector<Sidecar::Line> lines = sidecar->read();
   const size_t before = lines.size();
   bool same = false;  // `to` is there already, with this expiry
@@ -457,7 +482,7 @@ void FileStore::index(Sidecar* sidecar, const std::string& from, const std::stri
               lines.end());
   if (same && lines.size() == before && !sidecar->skipped()) return;  // nothing to write
   if (!same) lines.push_back({expires, to});
-  sidecar->write(lines);
+  sidecar->write(lines, pending);
 }
 
 void FileStore::principal_records(std::string_view principal, int64_t now, KeyedRecords* out) {

@@ -24,9 +24,10 @@
 // once locked, that the file it locked is still the one at the path, and
 // starts again if not, so writers of one principal in any process take turns
 // and none loses another's lines. A save of a record with a principal takes
-// the sidecar's lock under its stripe locks (never the other way round) and
-// writes the sidecar before the rename: a listing, which reads under the
-// sidecar's lock, never drops a record being written. Each rewrite drops
+// the sidecar's lock under its stripe locks (never the other way round),
+// writes the sidecar's new file, renames the record into place and only then
+// the sidecar: a listing, which reads under the lock of the sidecar at the
+// path, never finds a line whose record is still being written. Each rewrite drops
 // lines expired or whose file is gone, and a moved record's old key;
 // listing also drops lines whose record has another principal since. An
 // empty sidecar is removed, and the collector removes sidecars expired.
@@ -102,7 +103,7 @@ class FileStore : public Backend {
                 int64_t ttl, const Version* expected);
   // The sidecar's lines after `to` is written (and `from` removed).
   void index(Sidecar* sidecar, const std::string& from, const std::string& to, int64_t expires,
-             int64_t now);
+             int64_t now, std::string* pending);
   size_t collect_sidecars(int64_t now);
 
   std::string dir_;
