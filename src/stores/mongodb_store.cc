@@ -9,6 +9,7 @@
 #include "error.h"
 #include "builtin_stores.h"
 #include "random.h"
+#include "record.h"
 
 namespace sessions::internal {
 namespace {
@@ -173,11 +174,15 @@ void MongoStore::start() {
   Bson ping(BCON_NEW("ping", BCON_INT32(1)));
   if (!mongoc_client_command_simple(call.client(), "admin", ping.get(), nullptr, nullptr, &error))
     call.fail_with(error, "ping");
-  // expireAfterSeconds 0: each document expires at its own expires_at.
+  // expireAfterSeconds 0: each document expires at its own expires_at. The
+  // principal index is sparse: documents without a principal (the field
+  // absent) are not in it, so their writes cost no index update; an
+  // equality on a principal cannot match them, so the listing uses it.
   Bson create(BCON_NEW("createIndexes", BCON_UTF8(collection_.c_str()), "indexes", "[", "{",
                        "key", "{", "expires_at", BCON_INT32(1), "}", "name",
                        BCON_UTF8("expires_at_ttl"), "expireAfterSeconds", BCON_INT32(0), "}",
-                       "]"));
+                       "{", "key", "{", "principal", BCON_INT32(1), "}", "name",
+                       BCON_UTF8("principal"), "sparse", BCON_BOOL(true), "}", "]"));
   if (!mongoc_collection_write_command_with_opts(call.collection(), create.get(), nullptr, nullptr,
                                                  &error))
     call.fail_with(error, "createIndexes");
@@ -208,6 +213,22 @@ void append_version_filter(bson_t* filter, Version expected) {
   else BSON_APPEND_INT64(filter, "version", int64_t(expected));
 }
 
+// A principal as a string field (its length given: any bytes are kept).
+void append_principal(bson_t* doc, std::string_view principal) {
+  bson_append_utf8(doc, "principal", -1, principal.data(), int(principal.size()));
+}
+
+// The bytes of a binary field; empty when the field is missing or not binary.
+std::string binary_field(const bson_t* doc, const char* name) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, doc, name) || !BSON_ITER_HOLDS_BINARY(&it)) return {};
+  bson_subtype_t subtype;
+  uint32_t length = 0;
+  const uint8_t* bytes = nullptr;
+  bson_iter_binary(&it, &subtype, &length, &bytes);
+  return std::string(reinterpret_cast<const char*>(bytes), length);
+}
+
 }  // namespace
 
 bool MongoStore::load(std::string_view key, int64_t now, std::string* data) {
@@ -231,16 +252,10 @@ bool MongoStore::load_versioned(std::string_view key, int64_t now, std::string* 
     call.fail_with(error, "find");
   }
   if (found) {
-    data->clear();  // a document without binary data is someone else's: malformed
+    // A document without binary data is someone else's: empty, malformed.
+    *data = binary_field(doc, "data");
     *version = 0;
     bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, "data") && BSON_ITER_HOLDS_BINARY(&it)) {
-      bson_subtype_t subtype;
-      uint32_t length = 0;
-      const uint8_t* bytes = nullptr;
-      bson_iter_binary(&it, &subtype, &length, &bytes);
-      data->assign(reinterpret_cast<const char*>(bytes), length);
-    }
     if (bson_iter_init_find(&it, doc, "version") && BSON_ITER_HOLDS_INT64(&it))
       *version = Version(bson_iter_int64(&it));
   }
@@ -254,14 +269,26 @@ int64_t MongoStore::update(const bson_t* selector, std::string_view data, int64_
   Call call(this);
   Bson update(bson_new());
   bson_t set;
+  const bool write = !data.empty() || upsert;
+  const std::string_view principal = record_principal(data);
   BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$set", &set);
-  if (!data.empty() || upsert) {
+  if (write) {
     BSON_APPEND_BINARY(&set, "data", BSON_SUBTYPE_BINARY,
                        reinterpret_cast<const uint8_t*>(data.data()), uint32_t(data.size()));
     BSON_APPEND_DATE_TIME(&set, "expires_at", (now + std::max<int64_t>(ttl, 1)) * 1000);
+    if (!principal.empty()) append_principal(&set, principal);
   }
   BSON_APPEND_INT64(&set, "version", int64_t(version));
   bson_append_document_end(update.get(), &set);
+  // The principal goes with the data, in the same update: removed when the
+  // record has none (it may have had one), so that the document leaves the
+  // sparse index.
+  if (write && principal.empty()) {
+    bson_t unset;
+    BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$unset", &unset);
+    BSON_APPEND_UTF8(&unset, "principal", "");
+    bson_append_document_end(update.get(), &unset);
+  }
   Bson opts(BCON_NEW("upsert", BCON_BOOL(upsert)));
   bson_t reply;
   bson_error_t error;
@@ -310,6 +337,32 @@ void MongoStore::erase(std::string_view key) {
   bson_error_t error;
   if (!mongoc_collection_delete_one(call.collection(), selector.get(), nullptr, nullptr, &error))
     call.fail_with(error, "delete");
+}
+
+void MongoStore::principal_records(std::string_view principal, int64_t now, KeyedRecords* out) {
+  Call call(this);
+  // { principal: p, expires_at: { $gt: now } }: expired documents are left
+  // out until the TTL monitor deletes them.
+  Bson filter(bson_new());
+  append_principal(filter.get(), principal);
+  bson_t expires;
+  BSON_APPEND_DOCUMENT_BEGIN(filter.get(), "expires_at", &expires);
+  BSON_APPEND_DATE_TIME(&expires, "$gt", now * 1000);
+  bson_append_document_end(filter.get(), &expires);
+  mongoc_cursor_t* cursor =
+      mongoc_collection_find_with_opts(call.collection(), filter.get(), nullptr, nullptr);
+  const bson_t* doc = nullptr;
+  while (mongoc_cursor_next(cursor, &doc)) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it)) continue;  // not ours
+    uint32_t length = 0;
+    const char* key = bson_iter_utf8(&it, &length);
+    out->emplace_back(std::string(key, length), binary_field(doc, "data"));
+  }
+  bson_error_t error;
+  const bool failed = mongoc_cursor_error(cursor, &error);
+  mongoc_cursor_destroy(cursor);
+  if (failed) call.fail_with(error, "find");
 }
 
 Scheme mongodb_scheme() {

@@ -11,7 +11,11 @@
 // Every write stamps a random 64-bit `version`; concurrency=merge and cas
 // update only a document whose version is still the one loaded (an old
 // document without the field matches version 0), which one update makes
-// atomic on the server.
+// atomic on the server. Each write also sets `principal` (a string, the
+// record's record_principal()) in the same update, or removes it when the
+// record has none; a sparse index on it (created at open with the TTL
+// index) finds a principal's documents in one find, and expired ones leave
+// it as the TTL monitor deletes them.
 #pragma once
 
 #include <chrono>
@@ -37,7 +41,7 @@ class MongoStore : public Backend {
   ~MongoStore() override;
 
   // Creates the driver's client pool, pings the deployment and creates the
-  // TTL index.
+  // TTL and principal indexes.
   void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;
@@ -49,10 +53,14 @@ class MongoStore : public Backend {
                  int64_t ttl, Version expected) override;
   bool atomic_save_if() const override { return true; }
 
+  bool indexes_principals() const override { return true; }
+  void principal_records(std::string_view principal, int64_t now, KeyedRecords* out) override;
+
  private:
   class Call;
-  // One update_one of data, expiry and version (only the version when data
-  // is empty: a claim); returns how many documents matched the selector.
+  // One update_one of data, expiry, principal and version (only the version
+  // when data is empty: a claim); returns how many documents matched the
+  // selector.
   int64_t update(const _bson_t* selector, std::string_view data, int64_t now, int64_t ttl,
                  Version version, bool upsert);
 

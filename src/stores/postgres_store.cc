@@ -7,10 +7,12 @@
 #include <cerrno>
 #include <charconv>
 #include <ctime>
+#include <optional>
 #include <set>
 
 #include "error.h"
 #include "builtin_stores.h"
+#include "record.h"
 
 namespace sessions::internal {
 namespace {
@@ -43,6 +45,17 @@ bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline) {
 }
 
 std::string time_text(int64_t t) { return std::to_string(t); }
+
+// Which parameters of a prepared statement are sent in binary (bytea) form.
+constexpr unsigned binary(int n) { return 1u << n; }
+
+// The principal parameter of a write: the record's principal, or NULL
+// (no value) for none.
+std::optional<std::string_view> principal_of(std::string_view data) {
+  const std::string_view principal = record_principal(data);
+  if (principal.empty()) return std::nullopt;
+  return principal;
+}
 
 }  // namespace
 
@@ -100,16 +113,20 @@ class PostgresStore::Connection {
 
   static constexpr size_t kMaxParams = 8;  // the most any statement of this store takes
 
-  Result prepared(const char* statement, std::initializer_list<std::string_view> params,
-                  int binary_param, std::chrono::milliseconds timeout, bool binary_result = false) {
+  // params: an empty optional is NULL; binary_params: binary(n) | ... for
+  // each parameter n sent as raw bytes (bytea), the others are text.
+  Result prepared(const char* statement,
+                  std::initializer_list<std::optional<std::string_view>> params,
+                  unsigned binary_params, std::chrono::milliseconds timeout,
+                  bool binary_result = false) {
     const char* values[kMaxParams];
     int lengths[kMaxParams], formats[kMaxParams];
     if (params.size() > kMaxParams) fail(Errc::internal, name_ + ": too many parameters");
     int n = 0;
-    for (std::string_view p : params) {
-      values[n] = p.data();
-      lengths[n] = int(p.size());
-      formats[n] = n == binary_param ? 1 : 0;
+    for (const std::optional<std::string_view>& p : params) {
+      values[n] = p ? p->data() : nullptr;
+      lengths[n] = p ? int(p->size()) : 0;
+      formats[n] = binary_params & binary(n) ? 1 : 0;
       ++n;
     }
     return run(
@@ -264,18 +281,21 @@ PostgresStore::ConnectionPtr PostgresStore::connect() const {
   const std::string& t = options_.table;  // a safe identifier: checked at open
   // Every write gives the row a new version. IDs are never reused, so a new
   // row may start at 0.
+  // Every write sets the principal (NULL: none) from the data it writes.
   const std::string on_conflict = " ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, "
                                   "expires_at = EXCLUDED.expires_at, "
-                                  "version = " + t + ".version + 1";
-  const std::string upsert = "INSERT INTO " + t + " (id, data, expires_at, version) "
-                             "VALUES ($1, $2::bytea, to_timestamp($3::float8), 0)" + on_conflict;
+                                  "version = " + t + ".version + 1, "
+                                  "principal = EXCLUDED.principal";
+  const std::string upsert = "INSERT INTO " + t + " (id, data, expires_at, version, principal) "
+                             "VALUES ($1, $2::bytea, to_timestamp($3::float8), 0, $4::bytea)" +
+                             on_conflict;
   c->prepare("load", "SELECT data, version FROM " + t +
                          " WHERE id = $1 AND expires_at > to_timestamp($2::float8)",
              timeout);
   c->prepare("save", upsert, timeout);
   c->prepare("erase", "DELETE FROM " + t + " WHERE id = $1", timeout);
   // One statement: every reader sees the session under exactly one ID.
-  c->prepare("move", "WITH gone AS (DELETE FROM " + t + " WHERE id = $4) " + upsert, timeout);
+  c->prepare("move", "WITH gone AS (DELETE FROM " + t + " WHERE id = $5) " + upsert, timeout);
   // save_if, one statement each: the write only if the row is live at the
   // expected version (an UPDATE waiting on a concurrent writer's row lock
   // checks its WHERE again on the row that writer committed), and whether the
@@ -284,7 +304,8 @@ PostgresStore::ConnectionPtr PostgresStore::connect() const {
                                 " WHERE id = $1 AND expires_at > to_timestamp($4::float8))";
   c->prepare("save_if",
              "WITH written AS (UPDATE " + t + " SET data = $2::bytea, "
-             "expires_at = to_timestamp($3::float8), version = version + 1 "
+             "expires_at = to_timestamp($3::float8), version = version + 1, "
+             "principal = $6::bytea "
              "WHERE id = $1 AND version = $5::bigint AND expires_at > to_timestamp($4::float8) "
              "RETURNING 1) "
              "SELECT EXISTS (SELECT FROM written), " + live_then,
@@ -295,14 +316,18 @@ PostgresStore::ConnectionPtr PostgresStore::connect() const {
   c->prepare("move_if",
              "WITH gone AS (DELETE FROM " + t + " WHERE id = $1 AND version = $5::bigint "
              "AND expires_at > to_timestamp($4::float8) RETURNING 1), "
-             "written AS (INSERT INTO " + t + " (id, data, expires_at, version) "
-             "SELECT $6::text, $2::bytea, to_timestamp($3::float8), 0 FROM gone" + on_conflict +
+             "written AS (INSERT INTO " + t + " (id, data, expires_at, version, principal) "
+             "SELECT $6::text, $2::bytea, to_timestamp($3::float8), 0, $7::bytea FROM gone" +
+             on_conflict +
              " RETURNING 1) "
              "SELECT EXISTS (SELECT FROM written), " + live_then,
              timeout);
   c->prepare("collect", "DELETE FROM " + t + " WHERE ctid IN (SELECT ctid FROM " + t +
                             " WHERE expires_at <= to_timestamp($1::float8) LIMIT " +
                             std::to_string(kCollectBatch) + ")",
+             timeout);
+  c->prepare("principal", "SELECT id, data FROM " + t + " WHERE principal = $1::bytea "
+                          "AND expires_at > to_timestamp($2::float8)",
              timeout);
   return c;
 }
@@ -312,8 +337,13 @@ void PostgresStore::start() {
   const std::string create =
       "CREATE TABLE IF NOT EXISTS " + t +
       " (id text PRIMARY KEY, data bytea NOT NULL, expires_at timestamptz NOT NULL,"
-      " version bigint NOT NULL DEFAULT 0);"
+      " version bigint NOT NULL DEFAULT 0, principal bytea);"
       "CREATE INDEX IF NOT EXISTS " + t + "_expires_at_idx ON " + t + " (expires_at)";
+  // Partial: rows without a principal (NULL) are not in it, so their writes
+  // cost no index update; principal = $1 implies IS NOT NULL, so the
+  // listing uses it.
+  const std::string index_principal = "CREATE INDEX IF NOT EXISTS " + t + "_principal_idx ON " +
+                                      t + " (principal) WHERE principal IS NOT NULL";
   // A connection of its own: the pool's connections prepare statements
   // against the table, which may not exist yet.
   ConnectionPtr setup = dial();
@@ -329,22 +359,30 @@ void PostgresStore::start() {
     if (!columns.empty() && !columns.count(needed))
       fail(Errc::store_unavailable,
            name_ + ": table " + t + " has another layout (no column " + needed + ")");
-  for (int attempt = 0;; ++attempt) {
-    try {
-      setup->exec(create, options_.timeout, "create table");
-      break;
-    } catch (const Error&) {
-      // Two processes creating the table at once: one loses the race on the
-      // catalog's unique index; the table is there now.
-      const std::string& state = setup->last_sqlstate();
-      if (attempt > 0 || (state != "23505" && state != "42P07")) throw;
+  auto create_once = [&](const std::string& sql, const char* what) {
+    for (int attempt = 0;; ++attempt) {
+      try {
+        setup->exec(sql, options_.timeout, what);
+        return;
+      } catch (const Error&) {
+        // Two processes creating it at once: one loses the race on the
+        // catalog's unique index; it is there now.
+        const std::string& state = setup->last_sqlstate();
+        if (attempt > 0 || (state != "23505" && state != "42P07")) throw;
+      }
     }
-  }
-  // A table of an earlier release: its rows start at version 0. IF NOT
-  // EXISTS, for another process migrating it at the same time.
+  };
+  create_once(create, "create table");
+  // A table of an earlier release: its rows start at version 0, and with no
+  // principal (NULL). IF NOT EXISTS, for another process migrating it at
+  // the same time.
   if (!columns.empty() && !columns.count("version"))
     setup->exec("ALTER TABLE " + t + " ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0",
                 options_.timeout, "add the version column");
+  if (!columns.empty() && !columns.count("principal"))
+    setup->exec("ALTER TABLE " + t + " ADD COLUMN IF NOT EXISTS principal bytea",
+                options_.timeout, "add the principal column");
+  create_once(index_principal, "create the principal index");
   Call call(this);
   call.run([](Connection&) { return 0; });  // the pool's first connection: prepares
   collector_.start(options_.gc_interval, [this] { collect(int64_t(std::time(nullptr))); });
@@ -360,7 +398,7 @@ bool PostgresStore::load_versioned(std::string_view key, int64_t now, std::strin
   const std::string at = time_text(now);
   Call call(this);
   return call.run([&](Connection& c) {
-    Result r = c.prepared("load", {key, at}, -1, options_.timeout, /*binary_result=*/true);
+    Result r = c.prepared("load", {key, at}, 0, options_.timeout, /*binary_result=*/true);
     if (PQntuples(r.get()) == 0) return false;
     data->assign(PQgetvalue(r.get(), 0, 0), size_t(PQgetlength(r.get(), 0, 0)));
     // A binary integer is big-endian, whatever its width.
@@ -376,12 +414,15 @@ bool PostgresStore::load_versioned(std::string_view key, int64_t now, std::strin
 void PostgresStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
   const std::string expires = time_text(now + std::max<int64_t>(ttl, 1));
   Call call(this);
-  call.run([&](Connection& c) { return c.prepared("save", {key, data, expires}, 1, options_.timeout); });
+  call.run([&](Connection& c) {
+    return c.prepared("save", {key, data, expires, principal_of(data)}, binary(1) | binary(3),
+                      options_.timeout);
+  });
 }
 
 void PostgresStore::erase(std::string_view key) {
   Call call(this);
-  call.run([&](Connection& c) { return c.prepared("erase", {key}, -1, options_.timeout); });
+  call.run([&](Connection& c) { return c.prepared("erase", {key}, 0, options_.timeout); });
 }
 
 void PostgresStore::move(std::string_view from, std::string_view to, std::string_view data,
@@ -389,7 +430,8 @@ void PostgresStore::move(std::string_view from, std::string_view to, std::string
   const std::string expires = time_text(now + std::max<int64_t>(ttl, 1));
   Call call(this);
   call.run([&](Connection& c) {
-    return c.prepared("move", {to, data, expires, from}, 1, options_.timeout);
+    return c.prepared("move", {to, data, expires, principal_of(data), from},
+                      binary(1) | binary(3), options_.timeout);
   });
 }
 
@@ -405,8 +447,10 @@ Commit PostgresStore::save_if(std::string_view from, std::string_view to, std::s
   // reloads, cas reports a conflict.
   Result r = call.run([&](Connection& c) {
     if (from == to)
-      return c.prepared("save_if", {from, data, expires, at, version}, 1, options_.timeout);
-    return c.prepared("move_if", {from, data, expires, at, version, to}, 1, options_.timeout);
+      return c.prepared("save_if", {from, data, expires, at, version, principal_of(data)},
+                        binary(1) | binary(5), options_.timeout);
+    return c.prepared("move_if", {from, data, expires, at, version, to, principal_of(data)},
+                      binary(1) | binary(6), options_.timeout);
   });
   if (PQntuples(r.get()) != 1 || PQnfields(r.get()) != 2)
     fail(Errc::store_unavailable, name_ + ": unexpected answer to the conditional save");
@@ -419,11 +463,25 @@ size_t PostgresStore::collect(int64_t now) {
   size_t removed = 0;
   while (true) {
     Call call(this);  // a connection per batch: requests get theirs in between
-    Result r = call.run([&](Connection& c) { return c.prepared("collect", {at}, -1, options_.timeout); });
+    Result r = call.run([&](Connection& c) { return c.prepared("collect", {at}, 0, options_.timeout); });
     const int batch = std::atoi(PQcmdTuples(r.get()));
     removed += size_t(batch);
     if (batch < kCollectBatch) return removed;
   }
+}
+
+void PostgresStore::principal_records(std::string_view principal, int64_t now,
+                                      KeyedRecords* out) {
+  const std::string at = time_text(now);
+  Call call(this);
+  Result r = call.run([&](Connection& c) {
+    return c.prepared("principal", {principal, at}, binary(0), options_.timeout,
+                      /*binary_result=*/true);
+  });
+  // Binary text is its bytes; binary bytea its raw bytes.
+  for (int i = 0; i < PQntuples(r.get()); ++i)
+    out->emplace_back(std::string(PQgetvalue(r.get(), i, 0), size_t(PQgetlength(r.get(), i, 0))),
+                      std::string(PQgetvalue(r.get(), i, 1), size_t(PQgetlength(r.get(), i, 1))));
 }
 
 Scheme postgres_scheme() {

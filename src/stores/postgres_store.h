@@ -3,9 +3,13 @@
 // application_name, may be given in the query too).
 //
 // One row per session: id text primary key, data bytea, expires_at
-// timestamptz with an index, and a version that every write increments;
-// the table is created at open when missing (and the version column added
-// to a table of an earlier release). Saves are upserts (INSERT ... ON
+// timestamptz with an index, a version that every write increments, and
+// principal bytea (the record's record_principal(), NULL when none), set by
+// the same statement that writes the data, with a partial index over the
+// rows that have one (principal_records() is one SELECT on it; expired rows
+// leave it as the collector deletes them). The table is created at open
+// when missing (and the version and principal columns added to a table of
+// an earlier release). Saves are upserts (INSERT ... ON
 // CONFLICT), regenerate_id one statement that deletes and inserts, loads
 // ignore expired rows, and a background thread deletes expired rows in
 // bounded batches, so no request waits for it. save_if is one statement: an
@@ -51,9 +55,9 @@ class PostgresStore : public Backend {
   explicit PostgresStore(Options options);
   ~PostgresStore() override;
 
-  // Connects, creates the table and index when missing (refuses one of
-  // another layout, adds the version column to one of an earlier release),
-  // starts the collector.
+  // Connects, creates the table and indexes when missing (refuses one of
+  // another layout, adds the version and principal columns to one of an
+  // earlier release), starts the collector.
   void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;
@@ -66,6 +70,9 @@ class PostgresStore : public Backend {
   Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
                  int64_t ttl, Version expected) override;
   bool atomic_save_if() const override { return true; }
+
+  bool indexes_principals() const override { return true; }
+  void principal_records(std::string_view principal, int64_t now, KeyedRecords* out) override;
 
   // Deletes every row expired at `now`, in batches; returns how many.
   size_t collect(int64_t now);

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "builtin_stores.h"
+#include "record.h"
 
 namespace sessions::internal {
 namespace {
@@ -45,11 +46,12 @@ class SqliteStore::Connection {
   sqlite3_stmt* commit = nullptr;
   sqlite3_stmt* rollback = nullptr;
   sqlite3_stmt* collect = nullptr;
+  sqlite3_stmt* principal = nullptr;  // a principal's live rows
 
   explicit Connection(std::string path) : path_(std::move(path)) {}
   ~Connection() {
     for (sqlite3_stmt* stmt :
-         {load, save, erase, update_if, erase_if, probe, begin, commit, rollback, collect})
+         {load, save, erase, update_if, erase_if, probe, begin, commit, rollback, collect, principal})
       sqlite3_finalize(stmt);
     sqlite3_close_v2(db);
   }
@@ -115,8 +117,10 @@ class SqliteStore::Connection {
   }
 
   // Creates the table when missing, refuses one of another layout, and adds
-  // the version column to a table written before save_if was (its rows start
-  // at version 0). Looked at first, so that nothing is done to a foreign table.
+  // the columns of later releases to a table of an earlier one: version
+  // (save_if; its rows start at version 0) and principal (the principal
+  // index; its rows have none, NULL). Looked at first, so that nothing is
+  // done to a foreign table.
   void prepare_table(const std::string& t) const {
     const std::set<std::string> found = columns(t);
     for (const char* needed : {"id", "data", "expires_at"})
@@ -125,22 +129,32 @@ class SqliteStore::Connection {
                                           " has another layout (no column " + needed + ")");
     exec("CREATE TABLE IF NOT EXISTS " + t +
              " (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, expires_at INTEGER NOT NULL,"
-             " version INTEGER NOT NULL DEFAULT 0);"
+             " version INTEGER NOT NULL DEFAULT 0, principal BLOB);"
              "CREATE INDEX IF NOT EXISTS " + t + "_expires_at ON " + t + " (expires_at)",
          "cannot create the table");
-    if (found.empty() || found.count("version")) return;
-    // Looked at again under the write lock: another connection or process
-    // may have added it meanwhile.
-    exec("BEGIN IMMEDIATE", "cannot add the version column");
-    try {
-      if (!columns(t).count("version"))
-        exec("ALTER TABLE " + t + " ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
-             "cannot add the version column");
-      exec("COMMIT", "cannot add the version column");
-    } catch (...) {
-      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
+    if (!found.empty() && (!found.count("version") || !found.count("principal"))) {
+      // Looked at again under the write lock: another connection or process
+      // may have added them meanwhile.
+      exec("BEGIN IMMEDIATE", "cannot add the new columns");
+      try {
+        const std::set<std::string> now_found = columns(t);
+        if (!now_found.count("version"))
+          exec("ALTER TABLE " + t + " ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+               "cannot add the version column");
+        if (!now_found.count("principal"))
+          exec("ALTER TABLE " + t + " ADD COLUMN principal BLOB", "cannot add the principal column");
+        exec("COMMIT", "cannot add the new columns");
+      } catch (...) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
     }
+    // Partial: rows without a principal (NULL) are not in it, so their
+    // writes cost no index update. principal = ?1 implies IS NOT NULL, so
+    // the listing uses it.
+    exec("CREATE INDEX IF NOT EXISTS " + t + "_principal ON " + t + " (principal) "
+             "WHERE principal IS NOT NULL",
+         "cannot create the principal index");
   }
 
  private:
@@ -208,13 +222,14 @@ SqliteStore::ConnectionPtr SqliteStore::connect() const {
   c->load = c->prepare("SELECT data, version FROM " + t + " WHERE id = ?1 AND expires_at > ?2");
   // Every write gives the row a new version. IDs are never reused, so a new
   // row may start at 0.
-  c->save = c->prepare("INSERT INTO " + t + " (id, data, expires_at, version) "
-                       "VALUES (?1, ?2, ?3, 0) ON CONFLICT (id) DO UPDATE SET "
+  // The principal (NULL: none) is written with the data it comes from.
+  c->save = c->prepare("INSERT INTO " + t + " (id, data, expires_at, version, principal) "
+                       "VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (id) DO UPDATE SET "
                        "data = excluded.data, expires_at = excluded.expires_at, "
-                       "version = version + 1");
+                       "version = version + 1, principal = excluded.principal");
   c->erase = c->prepare("DELETE FROM " + t + " WHERE id = ?1");
   c->update_if = c->prepare("UPDATE " + t + " SET data = ?2, expires_at = ?3, "
-                            "version = version + 1 "
+                            "version = version + 1, principal = ?6 "
                             "WHERE id = ?1 AND version = ?4 AND expires_at > ?5");
   c->erase_if =
       c->prepare("DELETE FROM " + t + " WHERE id = ?1 AND version = ?2 AND expires_at > ?3");
@@ -224,6 +239,8 @@ SqliteStore::ConnectionPtr SqliteStore::connect() const {
   c->rollback = c->prepare("ROLLBACK");
   c->collect = c->prepare("DELETE FROM " + t + " WHERE rowid IN (SELECT rowid FROM " + t +
                           " WHERE expires_at <= ?1 LIMIT ?2)");
+  c->principal =
+      c->prepare("SELECT id, data FROM " + t + " WHERE principal = ?1 AND expires_at > ?2");
   return c;
 }
 
@@ -240,26 +257,49 @@ bool SqliteStore::load(std::string_view key, int64_t now, std::string* data) {
 bool SqliteStore::load_versioned(std::string_view key, int64_t now, std::string* data,
                                  Version* version) {
   Call call(this);
-  sqlite3_stmt* stmt = call->load;
-  Reset reset(stmt);
-  sqlite3_bind_text(stmt, 1, key.data(), int(key.size()), SQLITE_STATIC);
-  sqlite3_bind_int64(stmt, 2, now);
-  int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_DONE) return false;
-  if (rc != SQLITE_ROW) call.fail(rc, "load");
-  // Whatever type the column holds, its bytes: a foreign row decodes as malformed.
-  const void* bytes = sqlite3_column_blob(stmt, 0);
-  data->assign(bytes ? static_cast<const char*>(bytes) : "", size_t(sqlite3_column_bytes(stmt, 0)));
-  *version = Version(sqlite3_column_int64(stmt, 1));
-  return true;
+  int rc;
+  {
+    // Reset before a failure discards the connection, which finalizes it.
+    sqlite3_stmt* stmt = call->load;
+    Reset reset(stmt);
+    sqlite3_bind_text(stmt, 1, key.data(), int(key.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, now);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+      // Whatever type the column holds, its bytes: a foreign row decodes as malformed.
+      const void* bytes = sqlite3_column_blob(stmt, 0);
+      data->assign(bytes ? static_cast<const char*>(bytes) : "",
+                   size_t(sqlite3_column_bytes(stmt, 0)));
+      *version = Version(sqlite3_column_int64(stmt, 1));
+      return true;
+    }
+  }
+  if (rc != SQLITE_DONE) call.fail(rc, "load");
+  return false;
 }
 
 namespace {
+
+// The record's principal as parameter `n`: its bytes (a blob, as every
+// principal is bound, so that equal ones compare equal), or NULL for none.
+void bind_principal(sqlite3_stmt* stmt, int n, std::string_view data) {
+  const std::string_view principal = record_principal(data);
+  if (principal.empty()) sqlite3_bind_null(stmt, n);
+  else sqlite3_bind_blob(stmt, n, principal.data(), int(principal.size()), SQLITE_STATIC);
+}
 
 void bind_save(sqlite3_stmt* stmt, std::string_view key, std::string_view data, int64_t expires) {
   sqlite3_bind_text(stmt, 1, key.data(), int(key.size()), SQLITE_STATIC);
   sqlite3_bind_blob(stmt, 2, data.data(), int(data.size()), SQLITE_STATIC);
   sqlite3_bind_int64(stmt, 3, expires);
+  bind_principal(stmt, 4, data);
+}
+
+// A column's bytes, whatever type it holds.
+std::string column_bytes(sqlite3_stmt* stmt, int column) {
+  const void* bytes = sqlite3_column_blob(stmt, column);
+  return std::string(bytes ? static_cast<const char*>(bytes) : "",
+                     size_t(sqlite3_column_bytes(stmt, column)));
 }
 
 }  // namespace
@@ -319,6 +359,7 @@ Commit SqliteStore::save_if(std::string_view from, std::string_view to, std::str
       sqlite3_bind_int64(stmt, 3, expires);
       sqlite3_bind_int64(stmt, 4, int64_t(expected));
       sqlite3_bind_int64(stmt, 5, now);
+      bind_principal(stmt, 6, data);
       written = call->run(stmt, "save_if") == 1;
     } else {
       // regenerate_id: the new row is inserted only if the old one was
@@ -363,6 +404,21 @@ size_t SqliteStore::collect(int64_t now) {
     removed += size_t(batch);
     if (batch < kCollectBatch) return removed;
   }
+}
+
+void SqliteStore::principal_records(std::string_view principal, int64_t now, KeyedRecords* out) {
+  Call call(this);
+  int rc;
+  {
+    // Reset before a failure discards the connection, which finalizes it.
+    sqlite3_stmt* stmt = call->principal;
+    Reset reset(stmt);
+    sqlite3_bind_blob(stmt, 1, principal.data(), int(principal.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, now);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+      out->emplace_back(column_bytes(stmt, 0), column_bytes(stmt, 1));
+  }
+  if (rc != SQLITE_DONE) call.fail(rc, "principal_records");
 }
 
 Scheme sqlite_scheme() {

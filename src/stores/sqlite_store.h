@@ -10,6 +10,10 @@
 // Each row has a version that every write increments; save_if is a
 // conditional UPDATE (or DELETE and INSERT, for a moved ID) in one write
 // transaction, so merge and cas are atomic across threads and processes.
+// Each row also has a principal column (the record's record_principal(),
+// NULL when none), written in the same statement as the data, with a
+// partial index over the rows that have one: principal_records() is one
+// SELECT on it, and expired rows leave it as the collector deletes them.
 #pragma once
 
 #include <chrono>
@@ -42,8 +46,8 @@ class SqliteStore : public Backend {
   ~SqliteStore() override;
 
   // Opens the database (created when missing), switches it to WAL, creates
-  // the table and its index (or adds the version column to a table of an
-  // earlier release), and starts the collector.
+  // the table and its indexes (or adds the version and principal columns to
+  // a table of an earlier release), and starts the collector.
   void start() override;
 
   bool load(std::string_view key, int64_t now, std::string* data) override;
@@ -56,6 +60,9 @@ class SqliteStore : public Backend {
   Commit save_if(std::string_view from, std::string_view to, std::string_view data, int64_t now,
                  int64_t ttl, Version expected) override;
   bool atomic_save_if() const override { return true; }
+
+  bool indexes_principals() const override { return true; }
+  void principal_records(std::string_view principal, int64_t now, KeyedRecords* out) override;
 
   // Deletes every row expired at `now`, in batches; returns how many.
   size_t collect(int64_t now);

@@ -88,8 +88,9 @@ bool id_of(const bson_t* doc, std::string* id) {
   return true;
 }
 
-// Does doc match filter? Supports { _id: "x", field: { $gt: <date> },
-// field: <int64>, field: null } (null matches a missing field, as in MongoDB).
+// Does doc match filter? Supports { _id: "x", field: "string", field: {
+// $gt: <date> }, field: <int64>, field: null } (null matches a missing
+// field, as in MongoDB); strings compare by their bytes and length.
 bool matches(const bson_t* doc, const bson_t* filter) {
   bson_iter_t f;
   bson_iter_init(&f, filter);
@@ -113,9 +114,11 @@ bool matches(const bson_t* doc, const bson_t* filter) {
     } else if (BSON_ITER_HOLDS_NULL(&f)) {
       if (present && !BSON_ITER_HOLDS_NULL(&d)) return false;
     } else if (BSON_ITER_HOLDS_UTF8(&f)) {
-      if (!present || !BSON_ITER_HOLDS_UTF8(&d) ||
-          std::strcmp(bson_iter_utf8(&d, nullptr), bson_iter_utf8(&f, nullptr)) != 0)
-        return false;
+      if (!present || !BSON_ITER_HOLDS_UTF8(&d)) return false;
+      uint32_t want_len = 0, have_len = 0;
+      const char* want = bson_iter_utf8(&f, &want_len);
+      const char* have = bson_iter_utf8(&d, &have_len);
+      if (want_len != have_len || std::memcmp(want, have, want_len) != 0) return false;
     } else {
       return false;
     }
@@ -325,9 +328,18 @@ std::vector<uint8_t> MongoWireServer::command(
       bson_init_static(&u, data, len);
       bool upsert = bson_iter_init_find(&f, &b, "upsert") && bson_iter_as_bool(&f);
       if (!id_of(&q, &id)) return error_reply(2, "BadValue", "updates select by a string _id");
-      bson_iter_t set;
+      // { $set: {...}, $unset: {...} }: $set required, $unset optional.
+      bson_iter_t set, unset, op;
+      bson_iter_init(&op, &u);
+      while (bson_iter_next(&op))
+        if (std::strcmp(bson_iter_key(&op), "$set") != 0 &&
+            std::strcmp(bson_iter_key(&op), "$unset") != 0)
+          return error_reply(9, "FailedToParse", "only $set and $unset updates are supported");
       if (!bson_iter_init_find(&set, &u, "$set") || !BSON_ITER_HOLDS_DOCUMENT(&set))
         return error_reply(9, "FailedToParse", "only $set updates are supported");
+      const bool unsetting = bson_iter_init_find(&unset, &u, "$unset");
+      if (unsetting && !BSON_ITER_HOLDS_DOCUMENT(&unset))
+        return error_reply(9, "FailedToParse", "$unset takes a document");
       auto& docs = data_[ns].docs;
       auto found = docs.find(id);
       if (found != docs.end()) {
@@ -340,7 +352,8 @@ std::vector<uint8_t> MongoWireServer::command(
         }
       }
       if (found == docs.end() && !upsert) continue;
-      // The new document: _id, the old fields not in $set, then $set's fields.
+      // The new document: _id, the old fields in neither $set nor $unset,
+      // then $set's fields.
       bson_t updated = BSON_INITIALIZER;
       BSON_APPEND_UTF8(&updated, "_id", id.c_str());
       bson_iter_t fields;
@@ -351,10 +364,12 @@ std::vector<uint8_t> MongoWireServer::command(
         bson_iter_t o;
         bson_iter_init(&o, &old);
         while (bson_iter_next(&o)) {
-          bson_iter_t probe;
+          bson_iter_t probe, unset_probe;
           bson_iter_recurse(&set, &probe);
+          const bool unset_field = unsetting && bson_iter_recurse(&unset, &unset_probe) &&
+                                   bson_iter_find(&unset_probe, bson_iter_key(&o));
           if (std::strcmp(bson_iter_key(&o), "_id") != 0 &&
-              !bson_iter_find(&probe, bson_iter_key(&o)))
+              !bson_iter_find(&probe, bson_iter_key(&o)) && !unset_field)
             bson_append_iter(&updated, nullptr, 0, &o);
         }
         ++modified;

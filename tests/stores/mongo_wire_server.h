@@ -3,8 +3,9 @@
 // real driver (libmongoc) sends to it over TCP: the OP_QUERY handshake and
 // OP_MSG with body and document-sequence sections, and answers the commands
 // the store uses -- hello/isMaster, ping, endSessions, createIndexes,
-// insert, update (with upsert and $set), find (on _id and a $gt on a date),
-// delete -- with replies shaped like a MongoDB 6.0 server's, errors
+// insert, update (with upsert, $set and $unset), find (equality on _id and
+// other fields, strings, int64 and null, and a $gt on a date), delete --
+// with replies shaped like a MongoDB 6.0 server's, errors
 // included. Not a database: documents live in memory, one thread per
 // connection.
 #pragma once

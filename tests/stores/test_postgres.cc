@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include "concurrency.h"
 #include "contract.h"
 #include "postgres_store.h"
+#include "record.h"
 #include "servers.h"
 
 using namespace sessions::internal;
@@ -35,6 +37,14 @@ struct RawPg {
     PQclear(r);
     return out;
   }
+  // Every row's first column, one a line.
+  std::string lines(const std::string& sql) {
+    PGresult* r = PQexec(conn, sql.c_str());
+    std::string out;
+    for (int i = 0; i < PQntuples(r); ++i) out += std::string(PQgetvalue(r, i, 0)) + "\n";
+    PQclear(r);
+    return out;
+  }
 };
 
 // The store on pg's database, opened directly (not through a Store).
@@ -43,6 +53,30 @@ PostgresStore::Options store_options(const PostgresServer& pg) {
   options.params = {{"host", "127.0.0.1"}, {"port", std::to_string(pg.port)},
                     {"user", "sessions"}, {"dbname", "postgres"}};
   return options;
+}
+
+// A stored record of `principal` (none when empty), told apart by `n`: the
+// identity header, then a record (the store never decodes it).
+std::string principal_record(const std::string& principal, int64_t n) {
+  Identity id;
+  id.principal = principal;
+  id.auth_us = 1;
+  std::string data;
+  encode_identity(id, &data);
+  SessionRecord record;
+  record.created = record.last_seen = 1'700'000'000;
+  record.values.set("n", Value(n));
+  std::string body;
+  encode_record(record, &body);
+  return data + body;
+}
+
+// principal_records, sorted by key.
+Backend::KeyedRecords listed(Backend& store, const std::string& principal, int64_t now) {
+  Backend::KeyedRecords out;
+  store.principal_records(principal, now, &out);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 constexpr int kCountThreads = 4, kCountIncrements = 50;
@@ -321,4 +355,131 @@ TEST_CASE("postgresql: nothing acknowledged is lost to a SIGKILL under load") {
     });
   }
   CHECK(lost == 0);
+}
+
+// One flow, no sections: each section would start a cluster of its own.
+TEST_CASE("postgresql: principal_records lists a principal's rows from the principal column",
+          "[principals]") {
+  PostgresServer pg;
+  RawPg raw(pg.port);
+  PostgresStore store(store_options(pg));
+  store.start();
+  REQUIRE(store.indexes_principals());
+  const int64_t now = int64_t(std::time(nullptr));
+  const std::string a = principal_record("user:42", 1), b = principal_record("user:42", 2),
+                    c = principal_record("user:42", 3), d = principal_record("user:7", 4),
+                    e = principal_record("", 5);
+  REQUIRE(record_principal(a) == "user:42");
+  // Each writing path: save, move, save_if with a moved ID.
+  store.save("a", a, now, 600);
+  store.move("old-b", "b", b, now, 600);
+  store.save("c0", c, now, 600);
+  Version version = 0;
+  std::string data;
+  REQUIRE(store.load_versioned("c0", now, &data, &version));
+  REQUIRE(store.save_if("c0", "c", c, now, 600, version) == Commit::written);
+  store.save("d", d, now, 600);
+  store.save("e", e, now, 600);
+
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a", a}, {"b", b}, {"c", c}});
+  CHECK(listed(store, "user:7", now) == Backend::KeyedRecords{{"d", d}});
+  CHECK(listed(store, "user:404", now).empty());
+  CHECK(listed(store, "user:4", now).empty());  // equality, not a prefix
+  // The column holds the principal's bytes, NULL for none.
+  CHECK(raw.text("SELECT string_agg(id || '=' || coalesce(convert_from(principal, 'UTF8'), "
+                 "'NULL'), ',' ORDER BY id) FROM sessions") ==
+        "a=user:42,b=user:42,c=user:42,d=user:7,e=NULL");
+  // The index: partial (rows without a principal are not in it), used by the listing.
+  CHECK(raw.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'sessions_principal_idx'") ==
+        "CREATE INDEX sessions_principal_idx ON public.sessions USING btree (principal) WHERE "
+        "(principal IS NOT NULL)");
+  raw.text("SET enable_seqscan = off");
+  CHECK_THAT(raw.lines("EXPLAIN SELECT id, data FROM sessions WHERE principal = 'user:42'::bytea "
+                      "AND expires_at > now()"),
+             Catch::Contains("sessions_principal_idx"));
+
+  // An erased row leaves the listing.
+  store.erase("b");
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a", a}, {"c", c}});
+  // A moved row (regenerate_id) is listed under its new key only, by move
+  // and by save_if; a save_if that writes nothing moves nothing.
+  store.move("a", "a2", a, now, 600);
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a2", a}, {"c", c}});
+  REQUIRE(store.load_versioned("a2", now, &data, &version));
+  CHECK(store.save_if("a2", "a3", a, now, 600, version) == Commit::written);
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a3", a}, {"c", c}});
+  CHECK(store.save_if("a3", "a4", a, now, 600, version + 1) == Commit::changed);
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a3", a}, {"c", c}});
+  // An expired row is not listed, and the collector takes it out.
+  store.save("x", principal_record("user:42", 6), now - 100, 10);
+  CHECK(raw.text("SELECT count(*) FROM sessions WHERE principal = 'user:42'::bytea") == "3");
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a3", a}, {"c", c}});
+  CHECK(listed(store, "user:42", now + 600).empty());
+  CHECK(store.collect(now) == 1);
+  CHECK(raw.text("SELECT count(*) FROM sessions WHERE principal = 'user:42'::bytea") == "2");
+  // A row whose principal changed is listed under the new one only: by a
+  // save, by save_if in place, and to none (logged out without destroy).
+  const std::string seven = principal_record("user:7", 8);
+  store.save("a3", seven, now, 600);
+  CHECK(listed(store, "user:7", now) == Backend::KeyedRecords{{"a3", seven}, {"d", d}});
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"c", c}});
+  REQUIRE(store.load_versioned("c", now, &data, &version));
+  CHECK(store.save_if("c", "c", seven, now, 600, version) == Commit::written);
+  CHECK(listed(store, "user:7", now).size() == 3);
+  CHECK(listed(store, "user:42", now).empty());
+  store.save("c", e, now, 600);
+  CHECK(listed(store, "user:7", now).size() == 2);
+  CHECK(raw.text("SELECT count(*) FROM sessions WHERE id = 'c' AND principal IS NULL") == "1");
+  // Any bytes of UTF-8, NUL included (bytea, not text, which refuses NUL).
+  const std::string odd = std::string("us\0er/\xc3\xa9", 8) + std::string(247, 'z');
+  REQUIRE(odd.size() == 255);
+  const std::string o = principal_record(odd, 9);
+  store.save("o", o, now, 600);
+  CHECK(listed(store, odd, now) == Backend::KeyedRecords{{"o", o}});
+  CHECK(listed(store, odd.substr(0, 2), now).empty());
+}
+
+TEST_CASE("postgresql: a table of an earlier release gets its principal column and index at open",
+          "[principals]") {
+  PostgresServer pg;
+  RawPg raw(pg.port);
+  // The previous release's layout (a version column, no principal), and
+  // the first release's (neither).
+  REQUIRE(raw.text("CREATE TABLE sessions (id text PRIMARY KEY, data bytea NOT NULL, "
+                   "expires_at timestamptz NOT NULL, version bigint NOT NULL DEFAULT 0); "
+                   "CREATE INDEX sessions_expires_at_idx ON sessions (expires_at); "
+                   "INSERT INTO sessions VALUES ('old', 'kept', now() + interval '1 hour', 3); "
+                   "CREATE TABLE first (id text PRIMARY KEY, data bytea NOT NULL, "
+                   "expires_at timestamptz NOT NULL); "
+                   "INSERT INTO first VALUES ('old', 'kept', now() + interval '1 hour')")
+              .rfind("error", 0) != 0);
+  const int64_t now = int64_t(std::time(nullptr));
+  for (const char* table : {"sessions", "first"}) {
+    INFO(table);
+    const std::string t = table;
+    PostgresStore::Options options = store_options(pg);
+    options.table = t;
+    PostgresStore store(options);
+    store.start();
+    CHECK(raw.text("SELECT data_type || ' ' || is_nullable FROM information_schema.columns "
+                   "WHERE table_name = '" + t + "' AND column_name = 'principal'") == "bytea YES");
+    CHECK(raw.text("SELECT count(*) FROM information_schema.columns WHERE table_name = '" + t +
+                   "' AND column_name = 'version'") == "1");
+    CHECK(raw.text("SELECT count(*) FROM pg_indexes WHERE indexname = '" + t +
+                   "_principal_idx'") == "1");
+    std::string data;
+    Version version = 0;
+    REQUIRE(store.load_versioned("old", now, &data, &version));
+    CHECK(data == "kept");
+    CHECK(raw.text("SELECT count(*) FROM " + t + " WHERE principal IS NULL") == "1");
+    // It works: the old row rewritten with a principal is listed.
+    CHECK(store.save_if("old", "old", principal_record("user:42", 1), now, 60, version) ==
+          Commit::written);
+    store.save("new", principal_record("user:42", 2), now, 60);
+    CHECK(listed(store, "user:42", now).size() == 2);
+    // Opened again: nothing more to do.
+    PostgresStore again(options);
+    again.start();
+    CHECK(listed(again, "user:42", now).size() == 2);
+  }
 }

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +17,7 @@
 
 #include "concurrency.h"
 #include "contract.h"
+#include "record.h"
 #include "servers.h"
 #include "sqlite_store.h"
 
@@ -39,7 +41,43 @@ struct RawDb {
     return out;
   }
   int exec(const std::string& sql) { return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr); }
+  // Every row's `column`, joined with ','.
+  std::string rows(const std::string& sql, int column = 0) {
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    std::string out;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, column);
+      out += (out.empty() ? "" : ",") + std::string(text ? reinterpret_cast<const char*>(text) : "");
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  }
 };
+
+// A stored record of `principal` (none when empty), told apart by `n`: the
+// identity header, then a record (the store never decodes it).
+std::string principal_record(const std::string& principal, int64_t n) {
+  Identity id;
+  id.principal = principal;
+  id.auth_us = 1;
+  std::string data;
+  encode_identity(id, &data);
+  SessionRecord record;
+  record.created = record.last_seen = 1'700'000'000;
+  record.values.set("n", Value(n));
+  std::string body;
+  encode_record(record, &body);
+  return data + body;
+}
+
+// principal_records, sorted by key.
+Backend::KeyedRecords listed(Backend& store, const std::string& principal, int64_t now) {
+  Backend::KeyedRecords out;
+  store.principal_records(principal, now, &out);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 constexpr int kCountThreads = 4, kCountIncrements = 50;
 
@@ -389,4 +427,145 @@ TEST_CASE("sqlite: nothing acknowledged is lost when the process is killed under
   INFO("acknowledged saves: " << count);
   CHECK(count > 100);
   CHECK(lost == 0);
+}
+
+TEST_CASE("sqlite: principal_records lists a principal's rows from the principal column",
+          "[principals]") {
+  TempDir dir;
+  SqliteStore store({dir.path() + "/s.db"});
+  store.start();
+  REQUIRE(store.indexes_principals());
+  RawDb raw(dir.path() + "/s.db");
+  const int64_t now = 1'800'000'000;
+  const std::string a = principal_record("user:42", 1), b = principal_record("user:42", 2),
+                    c = principal_record("user:42", 3), d = principal_record("user:7", 4),
+                    e = principal_record("", 5);
+  REQUIRE(record_principal(a) == "user:42");
+  REQUIRE(record_principal(e).empty());
+  // Each writing path: save, move, save_if with a moved ID.
+  store.save("a", a, now, 600);
+  store.move("old-b", "b", b, now, 600);
+  store.save("c0", c, now, 600);
+  Version version = 0;
+  std::string data;
+  REQUIRE(store.load_versioned("c0", now, &data, &version));
+  REQUIRE(store.save_if("c0", "c", c, now, 600, version) == Commit::written);
+  store.save("d", d, now, 600);
+  store.save("e", e, now, 600);
+
+  CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a", a}, {"b", b}, {"c", c}});
+  CHECK(listed(store, "user:7", now) == Backend::KeyedRecords{{"d", d}});
+  CHECK(listed(store, "user:404", now).empty());
+  CHECK(listed(store, "user:4", now).empty());  // equality, not a prefix
+  // The column holds the principal's bytes, NULL for none.
+  CHECK(raw.rows("SELECT id || '=' || coalesce(CAST(principal AS TEXT), 'NULL') FROM sessions "
+                 "ORDER BY id") == "a=user:42,b=user:42,c=user:42,d=user:7,e=NULL");
+  CHECK(raw.text("SELECT typeof(principal) FROM sessions WHERE id = 'a'") == "blob");
+
+  SECTION("an erased row leaves the listing") {
+    store.erase("b");
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a", a}, {"c", c}});
+  }
+  SECTION("a moved row is listed under its new key only") {
+    store.move("a", "a2", a, now, 600);  // regenerate_id
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a2", a}, {"b", b}, {"c", c}});
+    REQUIRE(store.load_versioned("a2", now, &data, &version));
+    CHECK(store.save_if("a2", "a3", a, now, 600, version) == Commit::written);
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a3", a}, {"b", b}, {"c", c}});
+    // A save_if that writes nothing moves nothing.
+    CHECK(store.save_if("a3", "a4", a, now, 600, version + 1) == Commit::changed);
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"a3", a}, {"b", b}, {"c", c}});
+  }
+  SECTION("an expired row is not listed, and the collector takes it out") {
+    const std::string x = principal_record("user:42", 6);
+    store.save("x", x, now, 60);
+    CHECK(listed(store, "user:42", now).size() == 4);
+    CHECK(listed(store, "user:42", now + 60) == Backend::KeyedRecords{{"a", a}, {"b", b}, {"c", c}});
+    CHECK(store.collect(now + 60) == 1);
+    CHECK(raw.text("SELECT count(*) FROM sessions WHERE principal = CAST('user:42' AS BLOB)") ==
+          "3");
+    // All of them expired: none listed.
+    CHECK(listed(store, "user:42", now + 600).empty());
+  }
+  SECTION("a row whose principal changed is listed under the new one only") {
+    const std::string seven = principal_record("user:7", 8);
+    store.save("a", seven, now, 600);
+    CHECK(listed(store, "user:7", now) == Backend::KeyedRecords{{"a", seven}, {"d", d}});
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"b", b}, {"c", c}});
+    // Through save_if in place, and to none.
+    REQUIRE(store.load_versioned("b", now, &data, &version));
+    CHECK(store.save_if("b", "b", seven, now, 600, version) == Commit::written);
+    CHECK(listed(store, "user:7", now).size() == 3);
+    CHECK(listed(store, "user:42", now) == Backend::KeyedRecords{{"c", c}});
+    store.save("c", e, now, 600);  // logged out without destroy
+    CHECK(listed(store, "user:42", now).empty());
+    CHECK(raw.text("SELECT count(*) FROM sessions WHERE id = 'c' AND principal IS NULL") == "1");
+  }
+}
+
+TEST_CASE("sqlite: the principal index is partial, and the listing uses it", "[principals]") {
+  TempDir dir;
+  SqliteStore store({dir.path() + "/s.db"});
+  store.start();
+  RawDb raw(dir.path() + "/s.db");
+  CHECK(raw.text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = "
+                 "'sessions_principal'") ==
+        "CREATE INDEX sessions_principal ON sessions (principal) WHERE principal IS NOT NULL");
+  // The store's own query, as it prepares it.
+  CHECK_THAT(raw.rows("EXPLAIN QUERY PLAN SELECT id, data FROM sessions WHERE principal = "
+                      "CAST('user:42' AS BLOB) AND expires_at > 1800000000", 3),
+             Catch::Contains("USING INDEX sessions_principal"));
+  // Rows without a principal are not in it.
+  for (int i = 0; i < 50; ++i) store.save("anon" + std::to_string(i), "x", 1'800'000'000, 60);
+  store.save("p", principal_record("user:1", 1), 1'800'000'000, 60);
+  CHECK(raw.text("SELECT count(*) FROM sessions INDEXED BY sessions_principal WHERE principal "
+                 "IS NOT NULL") == "1");
+}
+
+TEST_CASE("sqlite: a table of an earlier release gets its principal column and index at open",
+          "[principals]") {
+  TempDir dir;
+  const std::string path = dir.path() + "/s.db";
+  const int64_t now = 1'800'000'000;
+  {
+    // The previous release's layout: a version column, no principal.
+    RawDb old(path);
+    REQUIRE(old.exec("CREATE TABLE sessions (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, "
+                     "expires_at INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 0); "
+                     "CREATE INDEX sessions_expires_at ON sessions (expires_at); "
+                     "INSERT INTO sessions VALUES ('old', 'kept', 1800000060, 3); "
+                     // The first release's: neither column.
+                     "CREATE TABLE first (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, "
+                     "expires_at INTEGER NOT NULL); "
+                     "INSERT INTO first VALUES ('old', 'kept', 1800000060)") == SQLITE_OK);
+  }
+  for (const char* table : {"sessions", "first"}) {
+    INFO(table);
+    SqliteStore::Options options{path};
+    options.table = table;
+    SqliteStore store(options);
+    store.start();
+    RawDb raw(path);
+    const std::string t = table;
+    CHECK(raw.text("SELECT type || ' ' || \"notnull\" FROM pragma_table_info('" + t +
+                   "') WHERE name = 'principal'") == "BLOB 0");
+    CHECK(raw.text("SELECT count(*) FROM pragma_table_info('" + t + "') WHERE name = 'version'") ==
+          "1");
+    CHECK(raw.text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '" + t +
+                   "_principal'") == "1");
+    std::string data;
+    Version version = 0;
+    REQUIRE(store.load_versioned("old", now, &data, &version));
+    CHECK(data == "kept");
+    CHECK(raw.text("SELECT count(*) FROM " + t + " WHERE principal IS NULL") == "1");
+    // It works: the old row rewritten with a principal is listed.
+    const std::string mine = principal_record("user:42", 1);
+    CHECK(store.save_if("old", "old", mine, now, 60, version) == Commit::written);
+    store.save("new", principal_record("user:42", 2), now, 60);
+    CHECK(listed(store, "user:42", now).size() == 2);
+    // Opened again: nothing more to do.
+    SqliteStore again(options);
+    again.start();
+    CHECK(listed(again, "user:42", now).size() == 2);
+  }
 }
