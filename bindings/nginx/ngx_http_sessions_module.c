@@ -10,12 +10,17 @@
  *    and is decoded right there. Every other store is read on an nginx
  *    thread pool (ngx_thread_task_post): the request waits, the worker does
  *    not. With sessions_touch on, the renewal is written in the same task.
+ *    With sessions_csrf on, the load also mints the request's CSRF token
+ *    (creating and saving the session's CSRF secret if it has none yet),
+ *    and requests with an unsafe method are refused (403) right after it
+ *    unless they carry a token of their session.
  *  - ACCESS phase: sessions_require answers 401 (or 302) without the key,
  *    and 503 when the store could not be read.
- *  - Header filter: the Set-Cookie of a renewal, unless the response already
- *    sets that cookie (the application's write is the newer one).
- *  - Variables: $session_id, $session_status and $session_KEY read the
- *    loaded session.
+ *  - Header filter: the Set-Cookie of a renewal or of a new CSRF secret,
+ *    unless the response already sets that cookie (the application's write
+ *    is the newer one).
+ *  - Variables: $session_id, $session_status, $session_csrf_token and
+ *    $session_KEY read the loaded session.
  *  - With sessions_cache_valid, each worker keeps valid sessions it loaded
  *    for that long, by cookie value, and serves them without a load.
  *
@@ -37,6 +42,7 @@
 #if SESS_VERSION_MAJOR != 0
 #error "this module is written against libsessions 0.x"
 #endif
+
 
 
 #define NGX_HTTP_SESSIONS_DENY   0  /* sessions_on_error deny: 503 */
@@ -65,6 +71,7 @@ typedef struct {
     ngx_str_t            secret_file;
     ngx_array_t         *secrets;      /* of ngx_str_t */
     ngx_array_t         *options;      /* of ngx_keyval_t, NUL-terminated */
+    ngx_str_t            checked_name; /* the last cookie name found valid */
     unsigned             does_io:1;    /* any store but cookie: */
 
     /* Per worker, after fork. */
@@ -99,6 +106,8 @@ typedef struct {
     ngx_uint_t                  on_error;
     ngx_str_t                   thread_pool_name;
     ngx_msec_t                  cache_valid;  /* 0: no cache */
+    ngx_flag_t                  csrf;
+    ngx_str_t                   csrf_header;
 #if (NGX_THREADS)
     ngx_thread_pool_t          *thread_pool;
 #endif
@@ -112,6 +121,7 @@ typedef struct {
     sess_request               *req;
     sess_session               *session;
     ngx_uint_t                  refs;
+    unsigned                    csrf:1;        /* its CSRF secret is saved */
 } ngx_http_sessions_shared_t;
 
 
@@ -132,11 +142,16 @@ typedef struct {
     ngx_str_t                   cookie_name;
     ngx_str_t                   header;        /* the Cookie header(s) */
     unsigned                    touch:1;
+    unsigned                    csrf:1;        /* mint a CSRF token at load */
+    unsigned                    csrf_unsaved:1; /* the secret is not stored */
     unsigned                    done:1;
-    unsigned                    finished:1;    /* a touch called finish */
+    unsigned                    finished:1;    /* a touch or a new CSRF
+                                                  secret called finish */
     unsigned                    cookies_sent:1;
     int                         rc;            /* SESS_OK or the load's error */
-    int                         touch_rc;
+    int                         touch_rc;      /* finish's result */
+    size_t                      csrf_len;      /* 0: no token minted */
+    u_char                      csrf_token[96];
     sess_request               *req;
     sess_session               *session;
     ngx_http_sessions_shared_t *shared;        /* req and session, if shared */
@@ -159,6 +174,8 @@ static char *ngx_http_sessions_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_sessions_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_sessions_require(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sessions_csrf_header(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_sessions_init_process(ngx_cycle_t *cycle);
 static void ngx_http_sessions_release(ngx_http_sessions_shared_t *shared);
@@ -228,6 +245,20 @@ static ngx_command_t  ngx_http_sessions_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_sessions_loc_conf_t, cache_valid),
+      NULL },
+
+    { ngx_string("sessions_csrf"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sessions_loc_conf_t, csrf),
+      NULL },
+
+    { ngx_string("sessions_csrf_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sessions_csrf_header,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("sessions_thread_pool"),
@@ -325,6 +356,7 @@ ngx_http_sessions_create_loc_conf(ngx_conf_t *cf)
     conf->touch = NGX_CONF_UNSET;
     conf->on_error = NGX_CONF_UNSET_UINT;
     conf->cache_valid = NGX_CONF_UNSET_MSEC;
+    conf->csrf = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -749,6 +781,34 @@ ngx_http_sessions_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* The request header that carries the CSRF token: a header name (an RFC
+ * 9110 token). */
+static char *
+ngx_http_sessions_csrf_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sessions_loc_conf_t *slcf = conf;
+
+    ngx_str_t  *value;
+
+    if (slcf->csrf_header.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (!ngx_http_sessions_valid_cookie_name(&value[1])) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "sessions_csrf_header: \"%V\" is not a header "
+                           "name", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    slcf->csrf_header = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
 /* The URI as logs may show it: without its query (which may hold a
  * password) and with any user:password@ replaced by "***@". */
 static ngx_int_t
@@ -900,6 +960,52 @@ ngx_http_sessions_find_store(ngx_conf_t *cf, ngx_http_sessions_loc_conf_t *conf)
 }
 
 
+/* The cookie name against the store's effective cookie options, as
+ * sess_request_session will check it: refused here, at nginx -t, rather
+ * than on every request. */
+static ngx_int_t
+ngx_http_sessions_check_name(ngx_conf_t *cf,
+    ngx_http_sessions_loc_conf_t *conf)
+{
+    int                         rc;
+    const char                 *error;
+    sess_config                *config;
+    ngx_http_sessions_store_t  *store;
+
+    store = conf->store;
+
+    if (store->checked_name.len == conf->cookie_name.len
+        && ngx_strcmp(store->checked_name.data, conf->cookie_name.data) == 0)
+    {
+        return NGX_OK;
+    }
+
+    config = ngx_http_sessions_make_config(conf->secrets,
+                                           conf->cookie_options, &error);
+    if (config == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "sessions_store \"%V\": "
+                           "%s", &conf->uri, error);
+        return NGX_ERROR;
+    }
+
+    rc = sess_store_check_name((char *) conf->uri.data, config,
+                               (char *) conf->cookie_name.data);
+    if (rc != SESS_OK) {
+        /* The URI is not printed: its query may hold a password. */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "sessions_cookie: %s",
+                           sess_last_error());
+        sess_config_free(config);
+        return NGX_ERROR;
+    }
+
+    sess_config_free(config);
+
+    store->checked_name = conf->cookie_name;
+
+    return NGX_OK;
+}
+
+
 static char *
 ngx_http_sessions_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
@@ -929,8 +1035,21 @@ ngx_http_sessions_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
                              "");
     ngx_conf_merge_msec_value(conf->cache_valid, prev->cache_valid, 0);
+    ngx_conf_merge_value(conf->csrf, prev->csrf, 0);
+    ngx_conf_merge_str_value(conf->csrf_header, prev->csrf_header,
+                             "X-CSRF-Token");
 
     if (conf->enabled != 1) {
+        if (conf->csrf) {
+            /* Silently unprotected would be worse than refused. */
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "sessions_csrf is on where sessions_store is "
+                               "off: nginx has no session to check the "
+                               "token against; set a sessions_store, or "
+                               "sessions_csrf off here");
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 
@@ -949,6 +1068,10 @@ ngx_http_sessions_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->store = ngx_http_sessions_find_store(cf, conf);
     if (conf->store == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_sessions_check_name(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1123,8 +1246,10 @@ ngx_http_sessions_handle(ngx_http_sessions_store_t *store, char *error,
 static void
 ngx_http_sessions_load(ngx_http_sessions_ctx_t *ctx)
 {
-    int          rc;
+    int          rc, valid, created, touched;
+    size_t       len;
     sess_store  *handle;
+    const char  *token;
 
     handle = ngx_http_sessions_handle(ctx->store, ctx->error,
                                       sizeof(ctx->error));
@@ -1149,16 +1274,36 @@ ngx_http_sessions_load(ngx_http_sessions_ctx_t *ctx)
     }
 
     ctx->rc = SESS_OK;
+    valid = sess_session_status(ctx->session) == SESS_STATUS_VALID;
+    created = 0;
 
-    if (ctx->touch
-        && sess_session_status(ctx->session) == SESS_STATUS_VALID
-        && sess_session_touch(ctx->session) == SESS_OK)
-    {
+    /* A valid session's token; its first one creates the session's CSRF
+     * secret, which must then be saved for the token to verify later. (A
+     * loaded session is unmodified: were it not, a new secret would not
+     * show, and no token is minted.) */
+    if (ctx->csrf && valid && !sess_session_is_modified(ctx->session)) {
+        if (sess_csrf_token(ctx->session, &token, &len) == SESS_OK
+            && len < sizeof(ctx->csrf_token))
+        {
+            ngx_memcpy(ctx->csrf_token, token, len);
+            ctx->csrf_len = len;
+        }
+        created = sess_session_is_modified(ctx->session);
+    }
+
+    touched = ctx->touch && valid && sess_session_touch(ctx->session) == SESS_OK;
+
+    if (created || touched) {
         ctx->finished = 1;
         ctx->touch_rc = sess_request_finish(ctx->req);
         if (ctx->touch_rc != SESS_OK) {
             ngx_cpystrn((u_char *) ctx->error, (u_char *) sess_last_error(),
                         sizeof(ctx->error));
+            if (created) {
+                /* Not saved: a token of it would never verify. */
+                ctx->csrf_len = 0;
+                ctx->csrf_unsaved = 1;
+            }
         }
     }
 }
@@ -1331,6 +1476,12 @@ ngx_http_sessions_cache_get(ngx_http_sessions_ctx_t *ctx)
             && ngx_memcmp(e->value.data, ctx->cache_key.data, e->value.len)
                == 0)
         {
+            if (ctx->csrf && !e->shared->csrf) {
+                /* Cached where no token was minted: its secret may not
+                 * exist yet. Load it (the load replaces this entry). */
+                return 0;
+            }
+
             e->shared->refs++;
             ctx->shared = e->shared;
             ctx->req = e->shared->req;
@@ -1356,7 +1507,9 @@ ngx_http_sessions_cache_put(ngx_http_sessions_ctx_t *ctx, ngx_msec_t valid,
     ngx_http_sessions_cache_entry_t  *e, *set;
 
     if (ctx->cache_key.len == 0 || ctx->rc != SESS_OK || ctx->shared != NULL
-        || sess_session_status(ctx->session) != SESS_STATUS_VALID)
+        || sess_session_status(ctx->session) != SESS_STATUS_VALID
+        || ctx->csrf_unsaved
+        || (ctx->finished && ctx->touch_rc != SESS_OK))
     {
         return;
     }
@@ -1379,14 +1532,33 @@ ngx_http_sessions_cache_put(ngx_http_sessions_ctx_t *ctx, ngx_msec_t valid,
     }
 
     set = ngx_http_sessions_cache_set(ctx->store, &ctx->cache_key);
-    e = set;
+    e = NULL;
+
+    /* The entry of this cookie, if there is one (loaded again for its
+     * token): no key is in a set twice. */
     for (i = 0; i < NGX_HTTP_SESSIONS_CACHE_WAYS; i++) {
-        if (!ngx_http_sessions_cache_live(&set[i])) {
+        if (set[i].shared != NULL && set[i].store == ctx->store
+            && set[i].name.len == ctx->cookie_name.len
+            && ngx_strcmp(set[i].name.data, ctx->cookie_name.data) == 0
+            && set[i].value.len == ctx->cache_key.len
+            && ngx_memcmp(set[i].value.data, ctx->cache_key.data,
+                          set[i].value.len) == 0)
+        {
             e = &set[i];
             break;
         }
-        if ((ngx_msec_int_t) (set[i].expires - e->expires) < 0) {
-            e = &set[i];
+    }
+
+    if (e == NULL) {
+        e = set;
+        for (i = 0; i < NGX_HTTP_SESSIONS_CACHE_WAYS; i++) {
+            if (!ngx_http_sessions_cache_live(&set[i])) {
+                e = &set[i];
+                break;
+            }
+            if ((ngx_msec_int_t) (set[i].expires - e->expires) < 0) {
+                e = &set[i];
+            }
         }
     }
 
@@ -1398,6 +1570,7 @@ ngx_http_sessions_cache_put(ngx_http_sessions_ctx_t *ctx, ngx_msec_t valid,
     shared->req = ctx->req;
     shared->session = ctx->session;
     shared->refs = 2;  /* this request, and the cache */
+    shared->csrf = ctx->csrf_len != 0;
     ctx->shared = shared;
 
     e->store = ctx->store;
@@ -1509,6 +1682,7 @@ ngx_http_sessions_start(ngx_http_request_t *r,
     ctx->store = slcf->store;
     ctx->cookie_name = slcf->cookie_name;
     ctx->touch = slcf->touch ? 1 : 0;
+    ctx->csrf = slcf->csrf ? 1 : 0;
     ctx->cache_valid = slcf->cache_valid;
 
     if (ngx_http_sessions_cookie_header(r, &ctx->header) != NGX_OK) {
@@ -1558,9 +1732,97 @@ ngx_http_sessions_loaded(ngx_http_request_t *r)
 }
 
 
+/* The one request header called `name`; NULL when there is none or
+ * several. */
+static ngx_table_elt_t *
+ngx_http_sessions_header_in(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return found;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            if (found != NULL) {
+                return NULL;
+            }
+            found = &h[i];
+        }
+    }
+}
+
+
+/* sessions_csrf: a request with an unsafe method (anything but GET, HEAD,
+ * OPTIONS and TRACE) passes only with a token of its valid session in the
+ * header; 403 otherwise, 503 when the store could not be read. */
 static ngx_int_t
-ngx_http_sessions_verdict(ngx_http_sessions_loc_conf_t *slcf,
-    ngx_http_sessions_ctx_t *ctx)
+ngx_http_sessions_csrf_check(ngx_http_request_t *r,
+    ngx_http_sessions_loc_conf_t *slcf, ngx_http_sessions_ctx_t *ctx)
+{
+    const char       *why;
+    ngx_table_elt_t  *h;
+
+    if (!slcf->csrf
+        || (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_OPTIONS
+                         |NGX_HTTP_TRACE)))
+    {
+        return NGX_DECLINED;
+    }
+
+    /* Also with sessions_on_error pass: an outage must not open the door
+     * to forged requests. */
+    if (ngx_http_sessions_failed(ctx)) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    h = NULL;
+
+    if (ctx->session == NULL
+        || sess_session_status(ctx->session) != SESS_STATUS_VALID)
+    {
+        why = "without a valid session";
+
+    } else if ((h = ngx_http_sessions_header_in(r, &slcf->csrf_header))
+               == NULL)
+    {
+        why = "without exactly one token header";
+
+    } else if (sess_csrf_verify(ctx->session, (char *) h->value.data,
+                                h->value.len)
+               != SESS_OK)
+    {
+        why = "with a token that is not its session's";
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "sessions: \"%V\" request refused (403) by sessions_csrf: "
+                  "%s (\"%V\")", &r->method_name, why, &slcf->csrf_header);
+
+    return NGX_HTTP_FORBIDDEN;
+}
+
+
+static ngx_int_t
+ngx_http_sessions_verdict(ngx_http_request_t *r,
+    ngx_http_sessions_loc_conf_t *slcf, ngx_http_sessions_ctx_t *ctx)
 {
     if (ngx_http_sessions_failed(ctx)
         && slcf->on_error == NGX_HTTP_SESSIONS_DENY)
@@ -1568,7 +1830,7 @@ ngx_http_sessions_verdict(ngx_http_sessions_loc_conf_t *slcf,
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    return NGX_DECLINED;
+    return ngx_http_sessions_csrf_check(r, slcf, ctx);
 }
 
 
@@ -1654,7 +1916,7 @@ ngx_http_sessions_rewrite_handler(ngx_http_request_t *r)
     {
         /* Loaded: by our task, by a variable, or for the location this
          * request was in before a rewrite moved it. */
-        return ctx->done ? ngx_http_sessions_verdict(slcf, ctx) : NGX_DONE;
+        return ctx->done ? ngx_http_sessions_verdict(r, slcf, ctx) : NGX_DONE;
     }
 
     ctx = ngx_http_sessions_start(r, slcf);
@@ -1663,13 +1925,13 @@ ngx_http_sessions_rewrite_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_sessions_cache_get(ctx)) {
-        return NGX_DECLINED;
+        return ngx_http_sessions_verdict(r, slcf, ctx);
     }
 
     if (!slcf->store->does_io) {
         ngx_http_sessions_load(ctx);
         ngx_http_sessions_loaded_now(r, ctx);
-        return ngx_http_sessions_verdict(slcf, ctx);
+        return ngx_http_sessions_verdict(r, slcf, ctx);
     }
 
 #if (NGX_THREADS)
@@ -1687,7 +1949,7 @@ ngx_http_sessions_rewrite_handler(ngx_http_request_t *r)
 #endif
 
     ngx_http_sessions_loaded_now(r, ctx);
-    return ngx_http_sessions_verdict(slcf, ctx);
+    return ngx_http_sessions_verdict(r, slcf, ctx);
 }
 
 
@@ -1924,6 +2186,79 @@ ngx_http_sessions_id_variable(ngx_http_request_t *r,
 }
 
 
+/* A CSRF token of the valid session: the one minted at load (sessions_csrf
+ * on), else a fresh one from a secret the session already holds, else
+ * empty. Outside sessions_csrf nginx never creates the secret (it would
+ * have to save the session): the application or a sessions_csrf location
+ * does. */
+static ngx_int_t
+ngx_http_sessions_csrf_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    int                       was_modified;
+    size_t                    len;
+    u_char                   *copy;
+    const char               *token;
+    ngx_http_sessions_ctx_t  *ctx;
+
+    ctx = ngx_http_sessions_loaded(r);
+    if (ctx == NULL || ctx->session == NULL || ctx->csrf_unsaved
+        || sess_session_status(ctx->session) != SESS_STATUS_VALID)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->csrf_len) {
+        ngx_http_sessions_set_text(v, ctx->csrf_token, ctx->csrf_len);
+        return NGX_OK;
+    }
+
+    if (ctx->shared != NULL) {
+        /* A cached session is shared: never create its secret in memory.
+         * One cached where a token was minted has it saved. */
+        if (!ctx->shared->csrf) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        was_modified = 1;
+
+    } else {
+        was_modified = sess_session_is_modified(ctx->session);
+
+        if (was_modified && !ctx->finished) {
+            /* A new secret would not show: do not risk an unsaved one. */
+            v->not_found = 1;
+            return NGX_OK;
+        }
+    }
+
+    if (sess_csrf_token(ctx->session, &token, &len) != SESS_OK) {
+        /* After a touch's finish, when the secret would be new. */
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (!was_modified && sess_session_is_modified(ctx->session)) {
+        /* The secret was created just now, in this request's copy only:
+         * nothing saves it, so no token of it would verify. */
+        ctx->csrf_unsaved = 1;
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    copy = ngx_pnalloc(r->pool, len);
+    if (copy == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(copy, token, len);
+    ngx_http_sessions_set_text(v, copy, len);
+    return NGX_OK;
+}
+
+
 /* JSON from the library, copied into the request's pool. */
 static ngx_int_t
 ngx_http_sessions_json(ngx_http_request_t *r, sess_session *s,
@@ -2044,6 +2379,9 @@ static ngx_http_variable_t  ngx_http_sessions_vars[] = {
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("session_status"), NULL, ngx_http_sessions_status_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("session_csrf_token"), NULL, ngx_http_sessions_csrf_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("session_"), NULL, ngx_http_sessions_value_variable,

@@ -70,12 +70,12 @@ class Response:
         return json.loads(self.body)
 
 
-def get(port, path, cookie=None, headers=None, timeout=10):
+def get(port, path, cookie=None, headers=None, timeout=10, method="GET", body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     h = dict(headers or {})
     if cookie:
         h["Cookie"] = cookie
-    conn.request("GET", path, headers=h)
+    conn.request(method, path, body=body, headers=h)
     r = conn.getresponse()
     resp = Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
     conn.close()
@@ -115,23 +115,30 @@ class Redis:
 
 
 class Upstream:
-    """Answers every request with JSON of what it received; ?set_cookie=V
-    makes it send Set-Cookie: V (an application writing its session)."""
+    """Answers every request with JSON of what it received (method, path,
+    headers, body); ?set_cookie=V makes it send Set-Cookie: V (an
+    application writing its session)."""
 
     def __init__(self):
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 from urllib.parse import parse_qs, urlsplit
                 query = parse_qs(urlsplit(self.path).query)
-                body = json.dumps({"path": self.path,
-                                   "headers": {k.lower(): v for k, v in self.headers.items()}})
+                length = int(self.headers.get("Content-Length") or 0)
+                received = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+                body = json.dumps({"method": self.command, "path": self.path,
+                                   "headers": {k.lower(): v for k, v in self.headers.items()},
+                                   "body": received})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 for value in query.get("set_cookie", []):
                     self.send_header("Set-Cookie", value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body.encode())
+                if self.command != "HEAD":
+                    self.wfile.write(body.encode())
+
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_PROPFIND = do_GET
 
             def log_message(self, *args):
                 pass
@@ -282,3 +289,35 @@ def mint(store, values, name="mysession"):
         lines = req.finish()
     assert len(lines) == 1, lines
     return cookie_pair(lines[0])
+
+
+def csrf_token(session):
+    """session.csrf_token() of the Python binding, or sess_csrf_token
+    through ctypes where the binding does not have it yet."""
+    if hasattr(session, "csrf_token"):
+        return session.csrf_token()
+    import ctypes
+    from sessions._native import library_path
+    fn = ctypes.CDLL(library_path).sess_csrf_token  # its own prototype
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p),
+                   ctypes.POINTER(ctypes.c_size_t)]
+    token, length = ctypes.c_char_p(), ctypes.c_size_t()
+    handle = ctypes.cast(session._h(), ctypes.c_void_p)
+    assert fn(handle, ctypes.byref(token), ctypes.byref(length)) == 0
+    return token.value[:length.value].decode("ascii")
+
+
+def mint_token(store, cookie, name="mysession"):
+    """What an application's form page does: a CSRF token of the session
+    under `cookie` (the first creates its secret, and the session is saved).
+    Returns (the cookie the browser has afterwards, the token)."""
+    with store.begin(cookie) as req:
+        s = req.session(name)
+        assert s.status == "valid", s.status
+        token = csrf_token(s)
+        lines = req.finish()
+    for line in lines:
+        if line.startswith(name + "="):
+            cookie = cookie_pair(line)
+    return cookie, token
