@@ -941,7 +941,10 @@ ngx_http_sessions_find_store(ngx_conf_t *cf, ngx_http_sessions_loc_conf_t *conf)
     store->secret_file = conf->secret_file;
     store->secrets = conf->secrets;
     store->options = conf->cookie_options;
-    store->does_io = ngx_strncmp(conf->uri.data, "cookie:", 7) != 0;
+    /* cookie: with a revocation store reads its stamps (now and then,
+     * past revocation_cache) from a server: off the event loop too. */
+    store->does_io = ngx_strncmp(conf->uri.data, "cookie:", 7) != 0
+                     || ngx_strstr(conf->uri.data, "revocation=") != NULL;
 
     if (ngx_http_sessions_shown_uri(cf->pool, &conf->uri, &store->shown)
         != NGX_OK)
