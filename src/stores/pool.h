@@ -45,6 +45,16 @@ class Pool {
 
   size_t max_size() const { return max_size_; }
 
+  // Closes the idle connections; leased ones are kept by their callers.
+  void clear_idle() {
+    std::vector<Connection> closing;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing.swap(idle_);
+    }
+    cv_.notify_all();
+  }
+
   // The most recently used idle connection, or an empty lease when a slot is
   // free. Waits up to `wait` when every slot is leased, then throws
   // Errc::store_unavailable naming `what`.

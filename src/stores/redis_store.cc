@@ -3,30 +3,18 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <cstring>
 #include <vector>
 
-#include "error.h"
 #include "builtin_stores.h"
+#include "error.h"
 #include "record.h"
+#include "redis_cluster.h"
+#include "redis_sentinel.h"
 
 namespace sessions::internal {
 namespace {
-
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
-using Command = std::initializer_list<std::string_view>;
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-  return timeval{time_t(ms.count() / 1000), suseconds_t(ms.count() % 1000 * 1000)};
-}
-
-std::string_view reply_text(const redisReply& r) { return std::string_view(r.str, r.len); }
 
 int64_t ttl_ms(int64_t ttl) { return ttl > 0 ? ttl * 1000 : 1; }
 
@@ -67,22 +55,35 @@ local function index(set, gone, member, score, now, px)
 end
 )lua";
 
-// save_if: KEYS = from, to[, the principal's set]; ARGV = the expected
-// version (the first 16 hex digits of the record's SHA-1, content_version),
-// the data, the PX expiry[, from and to without the prefix, the expiry in
-// Unix seconds, now]. Returns 0 when `from` is gone, 1 when it changed, 2
-// when written.
-const Script& save_if_script() {
-  static const Script script(std::string(kIndexFunction) + R"lua(
+// The compare of save_if: the record under KEYS[1] as loaded, its version
+// ARGV[1] (the first 16 hex digits of its SHA-1, content_version)? Returns
+// 0 when it is gone and 1 when it changed.
+constexpr std::string_view kCompareFragment = R"lua(
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
 if string.sub(redis.sha1hex(current), 1, 16) ~= ARGV[1] then return 1 end
+)lua";
+
+// save_if: KEYS = from, to[, the principal's set]; ARGV = the expected
+// version, the data, the PX expiry[, from and to without the prefix, the
+// expiry in Unix seconds, now]. Returns 0 when `from` is gone, 1 when it
+// changed, 2 when written.
+const Script& save_if_script() {
+  static const Script script(std::string(kIndexFunction) + std::string(kCompareFragment) + R"lua(
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 local moved = KEYS[1] ~= KEYS[2]
 if moved then redis.call('DEL', KEYS[1]) end
 if KEYS[3] then index(KEYS[3], moved and ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[3]) end
 return 2
 )lua");
+  return script;
+}
+
+// A Cluster's conditional move, on the old key's node once the new key is
+// written: KEYS = from; ARGV = the expected version. Deletes `from` if
+// unchanged (2); 0 when gone, 1 when changed.
+const Script& take_if_script() {
+  static const Script script(std::string(kCompareFragment) + "redis.call('DEL', KEYS[1])\nreturn 2\n");
   return script;
 }
 
@@ -100,185 +101,207 @@ return 1
   return script;
 }
 
-// Listing's clean-up: KEYS = the principal's set, then records; ARGV = the
-// principal, then the same records without the prefix. Removes each member
-// whose record is gone or is not a string of this principal, checked here,
-// atomically: one written again since the MGET stays.
+// A Cluster's index entry, written after its record: KEYS = the set; ARGV =
+// the member, its expiry in Unix seconds, now, the PX expiry.
+const Script& index_script() {
+  static const Script script(std::string(kIndexFunction) +
+                             "index(KEYS[1], false, ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n");
+  return script;
+}
+
+// Listing's clean-up: KEYS = the principal's set; ARGV = member, score,
+// member, score... of the members whose record was gone or another
+// principal's when read. Each goes only if its score is still the one read:
+// a record written again since was re-scored, and stays.
 const Script& prune_script() {
   static const Script script(std::string(R"lua(
-local function principal_of(v)
-  if string.byte(v, 1) ~= 3 or #v < 10 then return nil end
-  local n = string.byte(v, 10)
-  if #v < 10 + n then return nil end
-  return string.sub(v, 11, 10 + n)
-end
 local removed = 0
-for i = 2, #KEYS do
-  local keep = false
-  if redis.call('TYPE', KEYS[i]).ok == 'string' then
-    keep = principal_of(redis.call('GET', KEYS[i])) == ARGV[1]
+for i = 1, #ARGV, 2 do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
   end
-  if not keep then removed = removed + redis.call('ZREM', KEYS[1], ARGV[i]) end
 end
 return removed
 )lua"));
   return script;
 }
 
-bool is_error_containing(const redisReply& r, std::string_view text) {
-  return r.type == REDIS_REPLY_ERROR && reply_text(r).find(text) != std::string_view::npos;
-}
-
 }  // namespace
 
-void RedisStore::ContextCloser::operator()(redisContext* c) const { redisFree(c); }
-
-// One pipeline of commands on a leased connection. The commands this store
-// sends are idempotent, so a pipeline that failed on a reused connection
-// because the server closed it since (a restart, an idle timeout) is sent
-// once more on a new connection; any other failure is the caller's error.
+// One store operation: its commands, sent through the router, and their
+// replies (kept until the next command of the same Call).
 class RedisStore::Call {
  public:
   explicit Call(RedisStore* store) : store_(store) {}
 
-  // The replies, in order; throws store_unavailable on I/O failure and, when
-  // `refuse_errors`, on error replies (value_too_large when Redis refuses the
-  // size). WRONGTYPE is left to the caller: someone else's key.
-  const std::vector<Reply>& run(std::initializer_list<Command> pipeline, bool refuse_errors = true) {
-    return run_pipeline(pipeline, refuse_errors);
-  }
-  // One command of any length (MGET, EVALSHA with many keys).
-  const redisReply& run_argv(const std::vector<std::string_view>& command,
-                             bool refuse_errors = true) {
-    const std::vector<std::vector<std::string_view>> pipeline{command};
-    return *run_pipeline(pipeline, refuse_errors)[0];
+  // Runs `pipeline` on the node of `key`; a write is followed by WAIT when
+  // min_replicas is set, and refused unless enough replicas have it. Throws
+  // store_unavailable when no node answers and, when `refuse_errors`, on
+  // error replies (value_too_large when Redis refuses the size). WRONGTYPE
+  // is left to the caller: someone else's key.
+  const RedisReplies& run(std::string_view key, RedisPipeline pipeline, bool write,
+                          bool refuse_errors = true) {
+    const bool wait = write && store_->options_.min_replicas > 0;
+    if (wait) pipeline.add({"WAIT", store_->wait_replicas_, store_->wait_ms_});
+    store_->router_->run(key, pipeline, &replies_);
+    bool any_error = false;
+    for (size_t i = 0; i < pipeline.size() - (wait ? 1 : 0); ++i) {
+      const redisReply& reply = *replies_[i];
+      if (!is_error(reply)) continue;
+      any_error = true;
+      if (!refuse_errors || is_error_code(reply, "WRONGTYPE")) continue;
+      fail(too_large(reply) ? Errc::value_too_large : Errc::store_unavailable,
+           store_->router_->name() + " refused the command: " + std::string(reply_text(reply)));
+    }
+    if (!wait) return replies_;
+    const redisReply& acks = *replies_.back();
+    if (!any_error && (acks.type != REDIS_REPLY_INTEGER || acks.integer < store_->options_.min_replicas))
+      fail(Errc::store_unavailable,
+           store_->router_->name() + ": the write reached " +
+               (acks.type == REDIS_REPLY_INTEGER ? std::to_string(acks.integer) : "no") + " of " +
+               store_->wait_replicas_ + " replicas within replica_timeout_ms (not acknowledged)");
+    replies_.pop_back();
+    return replies_;
   }
 
-  // EVALSHA of `script` with `args` (numkeys, keys, arguments); a server
-  // that has not seen it (restarted, SCRIPT FLUSH) gets its text, which it
-  // then caches. Throws on an error reply, value_too_large when Redis
-  // refuses the size; `what` names the operation in messages.
-  const redisReply& eval(const Script& script, std::vector<std::string_view> args,
-                         const char* what) {
+  // EVALSHA of `script` with `args` (numkeys, keys, arguments) on the node
+  // of `key`; a server that has not seen it (restarted, SCRIPT FLUSH, a new
+  // node) gets its text, which it then caches. Throws on an error reply,
+  // value_too_large when Redis refuses the size; `what` names the operation.
+  const redisReply& eval(std::string_view key, const Script& script,
+                         std::vector<std::string_view> args, const char* what, bool write = true) {
     args.insert(args.begin(), {"EVALSHA", script.sha});
-    const redisReply* r = &run_argv(args, false);
-    if (r->type == REDIS_REPLY_ERROR && reply_text(*r).rfind("NOSCRIPT", 0) == 0) {
+    RedisPipeline pipeline;
+    pipeline.add(args.begin(), args.end());
+    const redisReply* r = run(key, pipeline, write, false)[0].get();
+    if (is_error_code(*r, "NOSCRIPT")) {
       args[0] = "EVAL";
       args[1] = script.text;
-      r = &run_argv(args, false);
+      RedisPipeline with_text;
+      with_text.add(args.begin(), args.end());
+      r = run(key, with_text, write, false)[0].get();
     }
-    if (r->type == REDIS_REPLY_ERROR)
-      fail(is_error_containing(*r, "invalid bulk length") ? Errc::value_too_large
-                                                          : Errc::store_unavailable,
-           store_->name_ + " refused " + what + ": " + std::string(reply_text(*r)));
+    if (is_error(*r))
+      fail(too_large(*r) ? Errc::value_too_large : Errc::store_unavailable,
+           store_->router_->name() + " refused " + what + ": " + std::string(reply_text(*r)));
     return *r;
   }
 
  private:
-  template <typename Pipeline>
-  const std::vector<Reply>& run_pipeline(const Pipeline& pipeline, bool refuse_errors) {
-    auto lease = store_->pool_.acquire(store_->options_.timeout, store_->name_);
-    bool reused = bool(lease.get());
-    for (int attempt = 0;; ++attempt) {
-      if (!lease.get()) lease.set(store_->connect());
-      redisContext* c = lease.get().get();
-      if (send(c, pipeline)) break;
-      const bool closed_by_server =
-          c->err == REDIS_ERR_EOF || (c->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
-      std::string why = c->errstr;
-      lease.discard();
-      if (!(reused && closed_by_server && attempt == 0))
-        fail(Errc::store_unavailable, store_->name_ + ": " + why);
-      reused = false;
-    }
-    for (const Reply& reply : replies_) {
-      if (reply->type != REDIS_REPLY_ERROR) continue;
-      std::string_view text = reply_text(*reply);
-      // Redis closes the connection after a protocol error.
-      const bool too_large = text.find("invalid bulk length") != std::string_view::npos;
-      if (too_large) lease.discard();
-      if (!refuse_errors || text.rfind("WRONGTYPE", 0) == 0) continue;
-      fail(too_large ? Errc::value_too_large : Errc::store_unavailable,
-           store_->name_ + " refused the command: " + std::string(text));
-    }
-    return replies_;
-  }
-
-  template <typename Pipeline>
-  bool send(redisContext* c, const Pipeline& pipeline) {
-    replies_.clear();
-    for (const auto& command : pipeline) {
-      argv_.clear();
-      lengths_.clear();
-      for (std::string_view arg : command) {
-        argv_.push_back(arg.data());
-        lengths_.push_back(arg.size());
-      }
-      if (redisAppendCommandArgv(c, int(argv_.size()), argv_.data(), lengths_.data()) != REDIS_OK)
-        return false;
-    }
-    for (size_t i = 0; i < pipeline.size(); ++i) {
-      void* reply = nullptr;
-      if (redisGetReply(c, &reply) != REDIS_OK) return false;
-      replies_.emplace_back(static_cast<redisReply*>(reply));
-    }
-    return true;
+  static bool too_large(const redisReply& r) {
+    return reply_text(r).find("invalid bulk length") != std::string_view::npos;
   }
 
   RedisStore* store_;
-  std::vector<const char*> argv_;
-  std::vector<size_t> lengths_;
-  std::vector<Reply> replies_;
+  RedisReplies replies_;
 };
+
+namespace {
+
+// The options every deployment takes, and the URI's credentials.
+RedisLogin take_login(OptionList* list, const NetworkLocation* loc) {
+  RedisLogin login;
+  if (loc) {
+    login.user = loc->user;
+    login.password = loc->password;
+    login.has_password = loc->has_password;
+    // "redis://:password@host" is the default user with a password.
+    if (!login.has_password && !login.user.empty())
+      fail(Errc::bad_uri, "redis: URI has a user without a password (use :password@ for "
+                          "the default user)");
+  }
+  take_pool_size(list, &login.pool);
+  take_milliseconds(list, "connect_timeout_ms", &login.connect_timeout);
+  take_milliseconds(list, "timeout_ms", &login.timeout);
+  return login;
+}
+
+int parse_db(std::string_view text) { return int(parse_int("db", text, 0, 100000)); }
+
+}  // namespace
 
 std::unique_ptr<RedisStore> RedisStore::open(std::string_view scheme, std::string_view encoded_rest,
                                              OptionList* list) {
   Options o;
-  std::optional<std::string> db_text;
+  if (auto prefix = take_option(list, "prefix")) o.prefix = *prefix;
+  if (o.prefix.size() > 200) fail(Errc::bad_option, "option prefix: at most 200 bytes");
+  if (auto n = take_option(list, "min_replicas")) o.min_replicas = int(parse_int("min_replicas", *n, 0, 100));
+  take_milliseconds(list, "replica_timeout_ms", &o.replica_timeout);
+  const auto sentinel_user = take_option(list, "sentinel_user");
+  const auto sentinel_password = take_option(list, "sentinel_password");
+  if ((sentinel_user || sentinel_password) && scheme != "redis+sentinel")
+    fail(Errc::bad_option, "options sentinel_user and sentinel_password are for redis+sentinel: URIs");
+
+  std::unique_ptr<RedisRouter> router;
+  RedisLogin login;
   if (scheme == "redis+unix") {
-    o.unix_socket = true;
     if (encoded_rest.substr(0, 3) != "///")
       fail(Errc::bad_uri, "redis+unix: URI must name a socket path: redis+unix:///path/redis.sock");
-    o.host = std::string(encoded_rest.substr(2));
-    if (o.host.find('%') != std::string::npos)
+    std::string path(encoded_rest.substr(2));
+    if (path.find('%') != std::string::npos)
       fail(Errc::bad_uri, "redis+unix: socket paths cannot hold percent-escapes");
-    if (auto user = take_option(list, "user")) o.user = *user;
+    login = take_login(list, nullptr);
+    if (auto user = take_option(list, "user")) login.user = *user;
     if (auto password = take_option(list, "password")) {
-      o.password = *password;
-      o.has_password = true;
+      login.password = *password;
+      login.has_password = true;
     }
-  } else {
+    if (auto db = take_option(list, "db")) login.db = parse_db(*db);
+    router = one_server_router(std::move(path), 0, login);
+  } else if (scheme == "redis") {
     NetworkLocation loc = parse_network_location(scheme, encoded_rest, 6379);
     if (loc.hosts.size() != 1)
-      fail(Errc::bad_uri, "redis: URI names one server (Sentinel and Cluster are not supported)");
-    o.host = loc.hosts[0].host;
-    o.port = loc.hosts[0].port;
-    o.user = loc.user;
-    o.password = loc.password;
-    o.has_password = loc.has_password;
-    if (!loc.path.empty()) db_text = loc.path;
-    // "redis://:password@host" is the default user with a password.
-    if (!o.has_password && !o.user.empty())
-      fail(Errc::bad_uri, "redis: URI has a user without a password (use :password@ for "
-                          "the default user)");
+      fail(Errc::bad_uri, "redis: URI names one server (for several, use redis+sentinel: or "
+                          "redis+cluster:)");
+    login = take_login(list, &loc);
+    if (!loc.path.empty()) login.db = parse_db(loc.path);
+    if (auto db = take_option(list, "db")) login.db = parse_db(*db);
+    router = one_server_router(loc.hosts[0].host, loc.hosts[0].port, login);
+  } else if (scheme == "redis+sentinel") {
+    NetworkLocation loc = parse_network_location(scheme, encoded_rest, 26379);
+    const size_t slash = loc.path.find('/');
+    std::string master_name = loc.path.substr(0, slash);
+    if (master_name.empty())
+      fail(Errc::bad_uri, "redis+sentinel: URI must name the master: "
+                          "redis+sentinel://host:26379,.../MASTERNAME[/db]");
+    login = take_login(list, &loc);
+    if (slash != std::string::npos) login.db = parse_db(loc.path.substr(slash + 1));
+    if (auto db = take_option(list, "db")) login.db = parse_db(*db);
+    RedisLogin sentinel_login = login;
+    sentinel_login.user = sentinel_user.value_or("");
+    sentinel_login.password = sentinel_password.value_or("");
+    sentinel_login.has_password = bool(sentinel_password);
+    if (sentinel_user && !sentinel_password)
+      fail(Errc::bad_option, "option sentinel_user needs sentinel_password");
+    router = std::make_unique<RedisSentinelRouter>(std::move(loc.hosts), std::move(master_name),
+                                                   sentinel_login, login);
+  } else {  // redis+cluster
+    NetworkLocation loc = parse_network_location(scheme, encoded_rest, 6379);
+    if (!loc.path.empty() || take_option(list, "db"))
+      fail(Errc::bad_uri, "redis+cluster: Redis Cluster has only database 0: no /db or db=");
+    login = take_login(list, &loc);
+    router = std::make_unique<RedisClusterRouter>(std::move(loc.hosts), login);
   }
-  if (auto db = take_option(list, "db")) db_text = db;
-  if (db_text) o.db = int(parse_int("db", *db_text, 0, 100000));
-  if (auto prefix = take_option(list, "prefix")) o.prefix = *prefix;
-  take_pool_size(list, &o.pool);
-  take_milliseconds(list, "connect_timeout_ms", &o.connect_timeout);
-  take_milliseconds(list, "timeout_ms", &o.timeout);
-  if (o.prefix.size() > 200) fail(Errc::bad_option, "option prefix: at most 200 bytes");
-
-  return std::make_unique<RedisStore>(std::move(o));
+  if (o.min_replicas > 0 && o.replica_timeout >= login.timeout)
+    fail(Errc::bad_option, "option replica_timeout_ms: must be less than timeout_ms (" +
+                               std::to_string(login.timeout.count()) + " ms)");
+  return std::make_unique<RedisStore>(std::move(o), std::move(router));
 }
 
+RedisStore::RedisStore(Options options, std::unique_ptr<RedisRouter> router)
+    : options_(std::move(options)),
+      router_(std::move(router)),
+      wait_replicas_(std::to_string(options_.min_replicas)),
+      wait_ms_(std::to_string(options_.replica_timeout.count())) {}
+
+RedisStore::~RedisStore() = default;
+
 void RedisStore::start() {
-  Call call(this);
-  call.run({{"PING"}});  // connects, authenticates, selects
+  router_->start();  // connects, authenticates, selects
   // The largest value Redis takes. CONFIG may be refused by an ACL or renamed:
   // then saves learn it from Redis' error.
-  const redisReply* r = call.run({{"CONFIG", "GET", "proto-max-bulk-len"}}, false)[0].get();
+  Call call(this);
+  const redisReply* r = call.run("", {{"CONFIG", "GET", "proto-max-bulk-len"}}, false, false)[0].get();
   if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
       r->element[1]->type == REDIS_REPLY_STRING) {
     std::string_view text = reply_text(*r->element[1]);
@@ -289,52 +312,10 @@ void RedisStore::start() {
   }
 }
 
-RedisStore::RedisStore(Options options)
-    : options_(std::move(options)), name_(describe()), pool_(options_.pool) {}
-
-RedisStore::~RedisStore() = default;
-
-std::string RedisStore::describe() const {
-  if (options_.unix_socket) return "redis " + options_.host;
-  return "redis " + options_.host + ":" + std::to_string(options_.port);
-}
-
-RedisStore::Context RedisStore::connect() const {
-  const timeval connect_timeout = to_timeval(options_.connect_timeout);
-  Context c(options_.unix_socket
-                ? redisConnectUnixWithTimeout(options_.host.c_str(), connect_timeout)
-                : redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_timeout));
-  if (!c) fail(Errc::no_memory, name_ + ": out of memory");
-  if (c->err) fail(Errc::store_unavailable, name_ + ": cannot connect: " + c->errstr);
-  if (redisSetTimeout(c.get(), to_timeval(options_.timeout)) != REDIS_OK ||
-      (!options_.unix_socket && redisEnableKeepAlive(c.get()) != REDIS_OK))
-    fail(Errc::store_unavailable, name_ + ": " + c->errstr);
-
-  auto setup = [&](std::vector<std::string_view> args, const char* what) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    for (auto a : args) {
-      argv.push_back(a.data());
-      lengths.push_back(a.size());
-    }
-    Reply reply(static_cast<redisReply*>(
-        redisCommandArgv(c.get(), int(argv.size()), argv.data(), lengths.data())));
-    if (!reply) fail(Errc::store_unavailable, name_ + ": " + what + ": " + c->errstr);
-    if (reply->type == REDIS_REPLY_ERROR)
-      fail(Errc::store_unavailable, name_ + " refused " + what + ": " + std::string(reply_text(*reply)));
-  };
-  if (options_.has_password) {
-    if (options_.user.empty()) setup({"AUTH", options_.password}, "AUTH");
-    else setup({"AUTH", options_.user, options_.password}, "AUTH");
-  }
-  if (options_.db != 0) setup({"SELECT", std::to_string(options_.db)}, "SELECT");
-  return c;
-}
-
 bool RedisStore::load(std::string_view key, int64_t, std::string* data) {
-  const std::string full_key = options_.prefix + std::string(key);
+  const std::string full = full_key(key);
   Call call(this);
-  const redisReply& r = *call.run({{"GET", full_key}})[0];
+  const redisReply& r = *call.run(full, {{"GET", full}}, false)[0];
   if (r.type == REDIS_REPLY_NIL) return false;
   data->clear();  // not a string (WRONGTYPE): someone else's key, malformed for us
   if (r.type == REDIS_REPLY_STRING) data->assign(r.str, r.len);
@@ -345,46 +326,74 @@ std::string RedisStore::index_key(std::string_view principal) const {
   return options_.prefix + "principal:" + std::string(principal);
 }
 
+void RedisStore::index_after_write(Call& call, std::string_view principal, std::string_view member,
+                                   int64_t now, int64_t ttl) {
+  const std::string set = index_key(principal);
+  const std::string expires = std::to_string(now + ttl), at = std::to_string(now);
+  const std::string px = std::to_string(ttl_ms(ttl));
+  call.eval(set, index_script(), {"1", set, member, expires, at, px}, "indexing the session");
+}
+
 void RedisStore::save(std::string_view key, std::string_view data, int64_t now, int64_t ttl) {
-  const std::string full_key = options_.prefix + std::string(key);
+  const std::string full = full_key(key);
   const std::string px = std::to_string(ttl_ms(ttl));
   Call call(this);
   const std::string_view principal = record_principal(data);
-  if (principal.empty()) {
-    call.run({{"SET", full_key, data, "PX", px}});
+  if (principal.empty() || !router_->one_node()) {
+    call.run(full, {{"SET", full, data, "PX", px}}, true);
+    if (!principal.empty()) index_after_write(call, principal, key, now, ttl);
     return;
   }
   const std::string set = index_key(principal);
   const std::string expires = std::to_string(now + ttl), at = std::to_string(now);
-  call.eval(write_script(), {"3", full_key, full_key, set, data, px, key, key, expires, at},
+  call.eval(full, write_script(), {"3", full, full, set, data, px, key, key, expires, at},
             "the save");
 }
 
 void RedisStore::erase(std::string_view key) {
-  const std::string full_key = options_.prefix + std::string(key);
+  const std::string full = full_key(key);
   Call call(this);
-  call.run({{"DEL", full_key}});
+  call.run(full, {{"DEL", full}}, true);
 }
 
 void RedisStore::move(std::string_view from, std::string_view to, std::string_view data,
                       int64_t now, int64_t ttl) {
-  const std::string from_key = options_.prefix + std::string(from);
-  const std::string to_key = options_.prefix + std::string(to);
+  const std::string from_key = full_key(from), to_key = full_key(to);
   const std::string px = std::to_string(ttl_ms(ttl));
   Call call(this);
   const std::string_view principal = record_principal(data);
+  if (!router_->one_node()) {  // two slots: the new record first, never neither
+    call.run(to_key, {{"SET", to_key, data, "PX", px}}, true);
+    if (!principal.empty()) index_after_write(call, principal, to, now, ttl);
+    call.run(from_key, {{"DEL", from_key}}, true);
+    if (!principal.empty()) drop_from_index(call, principal, from);
+    return;
+  }
   if (!principal.empty()) {  // a script is atomic too
     const std::string set = index_key(principal);
     const std::string expires = std::to_string(now + ttl), at = std::to_string(now);
-    call.eval(write_script(), {"3", from_key, to_key, set, data, px, from, to, expires, at},
+    call.eval(from_key, write_script(), {"3", from_key, to_key, set, data, px, from, to, expires, at},
               "the move");
     return;
   }
   // One transaction: every reader sees the record under exactly one ID.
-  const auto& replies =
-      call.run({{"MULTI"}, {"SET", to_key, data, "PX", px}, {"DEL", from_key}, {"EXEC"}});
+  const auto& replies = call.run(
+      from_key, {{"MULTI"}, {"SET", to_key, data, "PX", px}, {"DEL", from_key}, {"EXEC"}}, true);
   if (replies.back()->type != REDIS_REPLY_ARRAY)
-    fail(Errc::store_unavailable, name_ + ": the transaction moving a session was aborted");
+    fail(Errc::store_unavailable,
+         router_->name() + ": the transaction moving a session was aborted");
+}
+
+// A moved record's old member, after the move: an entry left behind (the
+// set's node failed just now) is stale, which listing prunes, so this does
+// not fail the move.
+void RedisStore::drop_from_index(Call& call, std::string_view principal, std::string_view member) {
+  const std::string set = index_key(principal);
+  try {
+    call.run(set, {{"ZREM", set, member}}, false);
+  } catch (const Error& e) {
+    if (e.code() != Errc::store_unavailable) throw;
+  }
 }
 
 bool RedisStore::load_versioned(std::string_view key, int64_t now, std::string* data,
@@ -396,16 +405,37 @@ bool RedisStore::load_versioned(std::string_view key, int64_t now, std::string* 
 
 Commit RedisStore::save_if(std::string_view from, std::string_view to, std::string_view data,
                            int64_t now, int64_t ttl, Version expected) {
-  const std::string from_key = options_.prefix + std::string(from);
-  const std::string to_key = options_.prefix + std::string(to);
+  const std::string from_key = full_key(from), to_key = full_key(to);
   const std::string px = std::to_string(ttl_ms(ttl));
   char version[17];
   std::snprintf(version, sizeof version, "%016llx", static_cast<unsigned long long>(expected));
   Call call(this);
   const std::string_view principal = record_principal(data);
+  const bool one_node = router_->one_node();
+  auto commit_of = [&](const redisReply& r) {
+    if (r.type != REDIS_REPLY_INTEGER || r.integer < 0 || r.integer > 2)
+      fail(Errc::store_unavailable, router_->name() + ": unexpected reply to the conditional save");
+    return r.integer == 2 ? Commit::written : r.integer == 1 ? Commit::changed : Commit::gone;
+  };
+  if (!one_node && from != to) {
+    // The new key is one no other request knows: written first, taken back
+    // when the old record is not as loaded.
+    call.run(to_key, {{"SET", to_key, data, "PX", px}}, true);
+    const Commit commit =
+        commit_of(call.eval(from_key, take_if_script(), {"1", from_key, version}, "the conditional move"));
+    if (commit != Commit::written) {
+      call.run(to_key, {{"DEL", to_key}}, true);
+      return commit;
+    }
+    if (!principal.empty()) {
+      index_after_write(call, principal, to, now, ttl);
+      drop_from_index(call, principal, from);
+    }
+    return commit;
+  }
   std::string set, expires, at;
   std::vector<std::string_view> args = {"2", from_key, to_key, version, data, px};
-  if (!principal.empty()) {
+  if (!principal.empty() && one_node) {
     set = index_key(principal);
     expires = std::to_string(now + ttl);
     at = std::to_string(now);
@@ -413,63 +443,77 @@ Commit RedisStore::save_if(std::string_view from, std::string_view to, std::stri
     args.insert(args.begin() + 3, set);
     args.insert(args.end(), {from, to, expires, at});
   }
-  const redisReply& r = call.eval(save_if_script(), std::move(args), "the conditional save");
-  if (r.type != REDIS_REPLY_INTEGER || r.integer < 0 || r.integer > 2)
-    fail(Errc::store_unavailable, name_ + ": unexpected reply to the conditional save");
-  return r.integer == 2 ? Commit::written : r.integer == 1 ? Commit::changed : Commit::gone;
+  const Commit commit =
+      commit_of(call.eval(from_key, save_if_script(), std::move(args), "the conditional save"));
+  if (commit == Commit::written && !principal.empty() && !one_node)
+    index_after_write(call, principal, to, now, ttl);
+  return commit;
 }
 
 void RedisStore::principal_records(std::string_view principal, int64_t now, KeyedRecords* out) {
   const std::string set = index_key(principal);
   const std::string at = std::to_string(now), after = "(" + at;
   Call call(this);
-  // The expired go first; then the members that are left.
+  // The expired go first; then the members that are left, with their scores.
   const auto& replies = call.run(
-      {{"ZREMRANGEBYSCORE", set, "-inf", at}, {"ZRANGEBYSCORE", set, after, "+inf"}}, false);
+      set,
+      {{"ZREMRANGEBYSCORE", set, "-inf", at}, {"ZRANGEBYSCORE", set, after, "+inf", "WITHSCORES"}},
+      false, false);
   const redisReply& members = *replies[1];
-  if (members.type != REDIS_REPLY_ARRAY)
-    fail(Errc::store_unavailable, name_ + ": cannot read the sessions of a principal: " +
-                                      (members.type == REDIS_REPLY_ERROR
-                                           ? std::string(reply_text(members))
-                                           : std::string("unexpected reply")));
-  if (members.elements == 0) return;
-  std::vector<std::string> keys, full_keys;
-  for (size_t i = 0; i < members.elements; ++i) {
+  if (members.type != REDIS_REPLY_ARRAY || members.elements % 2)
+    fail(Errc::store_unavailable, router_->name() + ": cannot read the sessions of a principal: " +
+                                      (is_error(members) ? std::string(reply_text(members))
+                                                         : std::string("unexpected reply")));
+  std::vector<std::string> keys, scores, full_keys;
+  for (size_t i = 0; i + 1 < members.elements; i += 2) {
     const redisReply& m = *members.element[i];
-    if (m.type != REDIS_REPLY_STRING) continue;
-    keys.emplace_back(m.str, m.len);
-    full_keys.push_back(options_.prefix + keys.back());
+    const redisReply& score = *members.element[i + 1];
+    if (m.type != REDIS_REPLY_STRING || score.type != REDIS_REPLY_STRING) continue;
+    keys.emplace_back(reply_text(m));
+    scores.emplace_back(reply_text(score));
+    full_keys.push_back(full_key(keys.back()));
   }
-  std::vector<std::string_view> mget = {"MGET"};
-  mget.insert(mget.end(), full_keys.begin(), full_keys.end());
-  const redisReply& values = call.run_argv(mget);
-  if (values.type != REDIS_REPLY_ARRAY || values.elements != keys.size())
-    fail(Errc::store_unavailable, name_ + ": unexpected reply to MGET");
-  // Gone (nil: deleted, expired, moved, or not a string) or another
-  // principal's since: removed from the set, after a check in the script.
-  std::vector<std::string_view> prune_keys, prune_members;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const redisReply& v = *values.element[i];
-    if (v.type == REDIS_REPLY_STRING &&
-        record_principal(std::string_view(v.str, v.len)) == principal) {
-      out->emplace_back(keys[i], std::string(v.str, v.len));
-    } else {
-      prune_keys.push_back(full_keys[i]);
-      prune_members.push_back(keys[i]);
+  if (keys.empty()) return;
+  // The records: one MGET on one node; in a Cluster each from its own slot.
+  std::vector<std::optional<std::string>> values;
+  if (router_->one_node()) {
+    RedisPipeline mget;
+    std::vector<std::string_view> args = {"MGET"};
+    args.insert(args.end(), full_keys.begin(), full_keys.end());
+    mget.add(args.begin(), args.end());
+    const redisReply& r = *call.run(full_keys[0], std::move(mget), false)[0];
+    if (r.type != REDIS_REPLY_ARRAY || r.elements != keys.size())
+      fail(Errc::store_unavailable, router_->name() + ": unexpected reply to MGET");
+    for (size_t i = 0; i < r.elements; ++i)
+      values.push_back(r.element[i]->type == REDIS_REPLY_STRING
+                           ? std::optional<std::string>(std::string(reply_text(*r.element[i])))
+                           : std::nullopt);
+  } else {
+    for (const std::string& key : full_keys) {
+      const redisReply& r = *call.run(key, {{"GET", key}}, false, false)[0];
+      values.push_back(r.type == REDIS_REPLY_STRING
+                           ? std::optional<std::string>(std::string(reply_text(r)))
+                           : std::nullopt);
     }
   }
-  if (prune_keys.empty()) return;
-  const std::string count = std::to_string(prune_keys.size() + 1);
-  std::vector<std::string_view> args = {count, set};
-  args.insert(args.end(), prune_keys.begin(), prune_keys.end());
-  args.push_back(principal);
-  args.insert(args.end(), prune_members.begin(), prune_members.end());
-  call.eval(prune_script(), std::move(args), "the clean-up of a principal's index");
+  // Gone (deleted, expired, moved, not a string) or another principal's
+  // since: removed from the set unless written again meanwhile.
+  std::vector<std::string_view> prune = {"1", set};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (values[i] && record_principal(*values[i]) == principal) {
+      out->emplace_back(std::move(keys[i]), std::move(*values[i]));
+    } else {
+      prune.push_back(keys[i]);
+      prune.push_back(scores[i]);
+    }
+  }
+  if (prune.size() > 2) call.eval(set, prune_script(), std::move(prune), "the clean-up of a principal's index");
 }
 
 Scheme redis_scheme() {
-  return {{"redis", "redis+unix"},
-          {"prefix", "pool", "connect_timeout_ms", "timeout_ms", "db", "user", "password"},
+  return {{"redis", "redis+unix", "redis+sentinel", "redis+cluster"},
+          {"prefix", "pool", "connect_timeout_ms", "timeout_ms", "db", "user", "password",
+           "min_replicas", "replica_timeout_ms", "sentinel_user", "sentinel_password"},
           nullptr,
           [](const OpenRequest& r) {
             return RedisStore::open(r.uri.scheme, r.uri.rest_encoded, r.options);

@@ -1,0 +1,73 @@
+// redis+sentinel://[user:password@]s1:26379[,s2:26379...]/MASTERNAME[/DB]?...
+//   sentinel_user=, sentinel_password=  how to log in to the sentinels (the
+//                                       URI's user and password are the data
+//                                       nodes')
+//
+// The master is the one a sentinel names (SENTINEL get-master-addr-by-name,
+// asking the sentinels in turn) and that says so itself (ROLE): a sentinel
+// that has not yet heard of a failover is not believed over the server.
+// Every command goes to that master. It is looked up again
+//   - when a command cannot reach it or it answers READONLY (demoted to a
+//     replica), LOADING or MASTERDOWN: the command is retried, with back-off,
+//     until timeout_ms has passed since the call began; and
+//   - when a sentinel publishes +switch-master for this name: a background
+//     thread stays subscribed to one sentinel (the next one when that one
+//     goes), so that the pool moves on even before the old master fails.
+// So a failover is a pause of at most the sentinels' down-after-milliseconds
+// plus their election (about a second) for calls that wait long enough
+// (timeout_ms above that), and store_unavailable for calls that do not.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "options.h"
+#include "redis_router.h"
+
+namespace sessions::internal {
+
+class RedisSentinelRouter : public RedisRouter {
+ public:
+  RedisSentinelRouter(std::vector<HostPort> sentinels, std::string master_name,
+                      const RedisLogin& sentinel_login, const RedisLogin& data_login);
+  ~RedisSentinelRouter() override;
+
+  void start() override;
+  void run(std::string_view key, const RedisPipeline& pipeline, RedisReplies* replies) override;
+  const std::string& name() const override { return name_; }
+
+ private:
+  using NodePtr = std::shared_ptr<RedisNode>;
+
+  NodePtr master();
+  // Asks the sentinels; installs and returns the confirmed master, or throws
+  // store_unavailable with each sentinel's answer.
+  NodePtr discover();
+  // `stale` failed: the next call looks the master up again.
+  void forget(const NodePtr& stale);
+  void install(const std::string& host, int port);
+  void watch_switches();  // the subscriber thread
+
+  std::vector<std::unique_ptr<RedisNode>> sentinels_;
+  std::string master_name_;
+  RedisLogin sentinel_login_, data_login_;
+  std::string name_;
+
+  std::mutex mu_;  // guards master_
+  NodePtr master_;
+  std::mutex discover_mu_;  // one lookup at a time
+
+  // The subscriber: stop_ and its socket (shut down to wake it) under watch_mu_.
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool stop_ = false;
+  int watch_fd_ = -1;
+  std::thread watcher_;
+};
+
+}  // namespace sessions::internal
