@@ -8,6 +8,10 @@ run, trials interleaved:
     with a pool as large as the thread count;
   - Redis' floor: redis-benchmark -t get,set with the same value size and as
     many connections;
+  - redis-cluster: a 3-master Redis Cluster (redis-cli --cluster create), the
+    store on redis+cluster: next to redis-benchmark --cluster -t get,set;
+  - redis-wait: a master with one replica, the store with min_replicas=1
+    next to the same store without it (the price of WAIT on every save);
   - Memcached's floor: a bare libmemcached get+set loop, one client per thread;
   - PostgreSQL's floor: pgbench -M prepared running SELECT + upsert of the
     same size on the same schema, as many clients;
@@ -24,7 +28,8 @@ interleaved: the price of never losing a parallel request's update (each
 thread its own session, as real traffic mostly is). Target: merge keeps 85%.
 
     bench/stores.py BUILD_DIR [--seconds S] [--trials N] [--threads 1,8,64]
-                    [--stores redis,memcached,postgresql,sqlite] [--concurrency]
+                    [--stores redis,redis-cluster,redis-wait,memcached,postgresql,sqlite]
+                    [--concurrency]
 """
 import argparse
 import csv
@@ -36,6 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
+from redis_topologies import RedisCluster  # noqa: E402
 
 
 def free_port():
@@ -79,6 +87,22 @@ def redis_floor(port, threads, value_bytes, seconds):
     rates = {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out))
              if len(row) > 1 and row[0] in ("GET", "SET")}
     return rates["GET"], rates["SET"]
+
+
+def redis_cluster_floor(port, threads, value_bytes, seconds):
+    """GET and SET rates of redis-benchmark --cluster (a connection per master per client)."""
+    requests = int(max(20000, min(400000, 80000 * seconds)))
+    out = run(["redis-benchmark", "--cluster", "-h", "127.0.0.1", "-p", str(port), "-t", "get,set",
+               "-d", str(value_bytes), "-c", str(threads), "-n", str(requests),
+               "-r", "100000", "--csv"])
+    rates = {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out))
+             if len(row) > 1 and row[0] in ("GET", "SET")}
+    return rates["GET"], rates["SET"]
+
+
+def start_redis(workdir, port, *extra):
+    return start(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                  "--appendonly", "no", "--dir", workdir] + list(extra), port)
 
 
 PG_BIN = "/usr/lib/postgresql/15/bin/"
@@ -159,7 +183,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--threads", default="1,8,64")
-    parser.add_argument("--stores", default="redis,memcached,postgresql,sqlite")
+    parser.add_argument("--stores",
+                        default="redis,redis-cluster,redis-wait,memcached,postgresql,sqlite")
     parser.add_argument("--concurrency", action="store_true",
                         help="merge vs last_write instead of the cycle vs the floor")
     args = parser.parse_args()
@@ -174,6 +199,18 @@ def main():
     if "redis" in stores:
         servers.append(start(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
                               "--save", "", "--appendonly", "no", "--dir", workdir], redis_port))
+    cluster = RedisCluster(replicas=0) if "redis-cluster" in stores else None
+    wait_master, wait_replica = free_port(), free_port()
+    if "redis-wait" in stores:
+        servers.append(start_redis(workdir, wait_master, "--dbfilename", "master.rdb"))
+        servers.append(start_redis(workdir, wait_replica, "--dbfilename", "replica.rdb",
+                                   "--replicaof", "127.0.0.1", str(wait_master)))
+        deadline = time.time() + 30
+        while "master_link_status:up" not in run(["redis-cli", "-p", str(wait_replica), "info",
+                                                  "replication"]):
+            if time.time() > deadline:
+                raise RuntimeError("the benchmark's replica did not sync")
+            time.sleep(0.1)
     if "memcached" in stores:
         servers.append(start(["memcached", "-l", "127.0.0.1", "-p", str(memcached_port), "-U", "0",
                               "-m", "256", "-t", "2"] + (["-u", "root"] if os.geteuid() == 0 else []),
@@ -211,6 +248,17 @@ def main():
                                         f"redis://127.0.0.1:{redis_port}?pool={threads}"] + one))
                     samples["redis"].append((cycles, 1 / (1 / get_rate + 1 / set_rate),
                                              f"{get_rate:,.0f} / {set_rate:,.0f} ops"))
+                if "redis-cluster" in stores:
+                    get_rate, set_rate = redis_cluster_floor(cluster.seeds[0], threads, value_bytes,
+                                                             args.seconds)
+                    cycles = float(run([bench, "cycle", cluster.uri(f"pool={threads}")] + one))
+                    samples["redis-cluster"].append((cycles, 1 / (1 / get_rate + 1 / set_rate),
+                                                     f"{get_rate:,.0f} / {set_rate:,.0f} ops"))
+                if "redis-wait" in stores:
+                    uri = f"redis://127.0.0.1:{wait_master}?pool={threads}"
+                    plain = float(run([bench, "cycle", uri] + one))
+                    waiting = float(run([bench, "cycle", uri + "&min_replicas=1"] + one))
+                    samples["redis-wait"].append((waiting, plain, f"{plain:,.0f} cycles without"))
                 if "memcached" in stores:
                     ops = float(run([bench, "memcached-floor", str(memcached_port)] + one +
                                     [str(value_bytes)]))
@@ -235,15 +283,19 @@ def main():
                 cycles = median([c for c, _, _ in trials])
                 floor_cycles = median([f for _, f, _ in trials])
                 floor_text = sorted(trials, key=lambda t: t[1])[len(trials) // 2][2]
-                target = 0.8 if name in ("redis", "memcached") else 0.7
+                target = 0.8 if name in ("redis", "redis-cluster", "memcached") else 0.7
+                verdict = f"{target:.0%}: {'met' if ratio >= target else 'MISSED'}"
+                if name == "redis-wait":
+                    verdict = "none: the price of min_replicas=1"
                 print(f"| {name} | {threads} | {cycles:,.0f} | {floor_text} | {floor_cycles:,.0f} "
-                      f"| {ratio:.0%} | {target:.0%}: {'met' if ratio >= target else 'MISSED'} |",
-                      flush=True)
+                      f"| {ratio:.0%} | {verdict} |", flush=True)
         return 0
     finally:
         for proc in servers:
             proc.kill()
             proc.wait()
+        if cluster:
+            cluster.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -29,7 +29,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSESSIONS_SANITIZE=ON -DSESSIONS_BUILD_BENCH=OFF
 
 # ThreadSanitizer: the core, the C ABI and the stores that need no second
-# machine (memory:, cookie:, file:, sqlite:, redis: on a real redis-server):
+# machine (memory:, cookie:, file:, sqlite:, redis: on a real redis-server, and
+# redis+cluster: and redis+sentinel: on real clusters and sentinels):
 # the unit and api tests, tests/threads (8 threads of request cycles, stores
 # closed under load) and the file/sqlite/redis store tests. Any report fails
 # its test (halt_on_error). No examples, hence no end-to-end, Python, nginx
@@ -53,7 +54,7 @@ if [[ $probe == *"unexpected memory mapping"* ]]; then
 fi
 tsan_options="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/threads/tsan.supp"
 (cd build/tsan && TSAN_OPTIONS=$tsan_options "${tsan_run[@]}" \
-  ctest --output-on-failure -j"$jobs" -R '^(unit|api|threads):|^store: ?(file|sqlite|redis):')
+  ctest --output-on-failure -j"$jobs" -R '^(unit|api|threads):|^store: ?(file|sqlite|redis|redis\+cluster|redis\+sentinel):')
 
 # The libFuzzer harnesses (tests/fuzz, docs/fuzzing.md): a clang build and 10 s of each.
 scripts/fuzz.sh --seconds 10

@@ -7,7 +7,10 @@ route over HTTP with a cookie jar, as a browser would.
 --store redis, memcached, postgresql, mongodb, file, sqlite or lmdb starts that
 backing server (or makes the directory or database)
 itself on a free loopback port, and also checks that the demo answers 503
-while the server is down and recovers when it is back.
+while the server is down and recovers when it is back. --store redis-cluster
+(3 masters, 2 replicas each) and redis-sentinel (3 sentinels, a master and 2
+replicas) start that topology instead and SIGKILL a master under logged-in
+users: every one of them is still logged in after the failover.
 """
 import argparse
 import re
@@ -23,6 +26,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from redis_topologies import RedisCluster, RedisSentinelGroup  # noqa: E402
 
 SECRET = "e2e-secret-e2e-secret-e2e-secret-e2e!"
 PG_BIN = "/usr/lib/postgresql/15/bin/"
@@ -51,7 +57,13 @@ class Backing:
         self.dir = tempfile.mkdtemp(prefix="sessions-e2e-")
         self.port = free_port()
         self.proc = None
-        if kind == "redis":
+        self.topology = None
+        if kind in ("redis-cluster", "redis-sentinel"):
+            self.argv = None
+            self.topology = RedisCluster(replicas=2) if kind == "redis-cluster" else RedisSentinelGroup()
+            # Long enough to wait a failover out; every save on a replica too.
+            self.uri = self.topology.uri("timeout_ms=8000&min_replicas=1&replica_timeout_ms=1000")
+        elif kind == "redis":
             self.argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
                          "--save", "", "--appendonly", "yes", "--dir", self.dir]
             self.uri = f"redis://127.0.0.1:{self.port}?timeout_ms=500"
@@ -118,6 +130,8 @@ class Backing:
 
     def close(self):
         self.stop()
+        if self.topology:
+            self.topology.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -351,6 +365,25 @@ def run_routes(binary, store, backing=None):
             else:  # memcached and the in-memory test server keep nothing across a restart
                 check(status == 401, f"server back: the session is gone: {status}")
                 ann.call("/login?user=ann")
+        if backing is not None and backing.topology:
+            # A master SIGKILLed under logged-in users: its replica takes over
+            # and the demo, waiting within timeout_ms, loses no one.
+            users = [Client(server) for _ in range(6)]
+            for i, user in enumerate(users):
+                check(user.call(f"/login?user=u{i}")[0] == 200, f"u{i} logs in")
+            topology = backing.topology
+            if isinstance(topology, RedisCluster):
+                old = topology.masters()[0]
+                topology.kill_master(old)
+            else:
+                old = topology.kill_master()
+            for i, user in enumerate(users):
+                status, body, _ = user.call("/profile")
+                check(status == 200 and body["username"] == f"u{i}",
+                      f"u{i} is still logged in after the failover: {status}")
+            check(topology.masters() and old not in topology.masters()
+                  if isinstance(topology, RedisCluster) else topology.master_port() != old,
+                  "a replica took the killed master's place")
         if not store.startswith("cookie:"):
             before = ann.cookie("mysession")
             ann.call("/login?user=ann")
@@ -369,8 +402,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--store", default="cookie:",
-                        help="a store URI, or redis / memcached / postgresql / mongodb / file / "
-                             "sqlite / lmdb to start one")
+                        help="a store URI, or redis / redis-cluster / redis-sentinel / memcached / "
+                             "postgresql / mongodb / file / sqlite / lmdb to start one")
     parser.add_argument("--mongo-wire-server", help="the test server program, for --store mongodb")
     args = parser.parse_args()
     backing = Backing(args.store, args.mongo_wire_server)
