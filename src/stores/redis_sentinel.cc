@@ -1,9 +1,12 @@
 #include "redis_sentinel.h"
 
 #include <hiredis/hiredis.h>
-#include <sys/socket.h>
+#include <poll.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <fcntl.h>
 
 #include "error.h"
 
@@ -51,17 +54,20 @@ RedisSentinelRouter::RedisSentinelRouter(std::vector<HostPort> sentinels, std::s
 }
 
 RedisSentinelRouter::~RedisSentinelRouter() {
-  {
-    std::lock_guard<std::mutex> lock(watch_mu_);
-    stop_ = true;
-    if (watch_fd_ >= 0) ::shutdown(watch_fd_, SHUT_RDWR);  // wakes its blocking read
+  if (watcher_.joinable()) {
+    const char stop = 1;
+    while (::write(wake_pipe_[1], &stop, 1) < 0 && errno == EINTR) {
+    }
+    watcher_.join();
   }
-  watch_cv_.notify_all();
-  if (watcher_.joinable()) watcher_.join();
+  for (int fd : wake_pipe_)
+    if (fd >= 0) ::close(fd);
 }
 
 void RedisSentinelRouter::start() {
   master()->ping();
+  if (::pipe2(wake_pipe_, O_CLOEXEC) != 0)
+    fail(Errc::store_unavailable, name_ + ": cannot make the subscriber's pipe");
   watcher_ = std::thread([this] { watch_switches(); });
 }
 
@@ -150,57 +156,96 @@ void RedisSentinelRouter::run(std::string_view, const RedisPipeline& pipeline,
   }
 }
 
-// Subscribed to +switch-master on one sentinel at a time; a lost connection
-// moves on to the next sentinel after a short wait.
-void RedisSentinelRouter::watch_switches() {
-  const timeval connect_timeout{time_t(sentinel_login_.connect_timeout.count() / 1000),
-                                suseconds_t(sentinel_login_.connect_timeout.count() % 1000 * 1000)};
-  std::unique_lock<std::mutex> lock(watch_mu_);
-  for (size_t next = 0; !stop_; ++next) {
-    const RedisNode& sentinel = *sentinels_[next % sentinels_.size()];
-    lock.unlock();
-    redisContext* c = redisConnectWithTimeout(sentinel.host().c_str(), sentinel.port(), connect_timeout);
-    bool subscribed = c && !c->err;
-    auto command = [&](std::initializer_list<std::string_view> args) {
-      std::vector<const char*> argv;
-      std::vector<size_t> lengths;
-      for (auto a : args) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-      }
-      RedisReply reply(static_cast<redisReply*>(
-          redisCommandArgv(c, int(argv.size()), argv.data(), lengths.data())));
-      return reply && !is_error(*reply);
-    };
-    if (subscribed && sentinel_login_.has_password)
-      subscribed = sentinel_login_.user.empty()
-                       ? command({"AUTH", sentinel_login_.password})
-                       : command({"AUTH", sentinel_login_.user, sentinel_login_.password});
-    if (subscribed) subscribed = command({"SUBSCRIBE", "+switch-master"});
-    lock.lock();
-    if (subscribed && !stop_) {
-      watch_fd_ = c->fd;
-      lock.unlock();
-      void* raw = nullptr;
-      while (redisGetReply(c, &raw) == REDIS_OK) {
-        RedisReply message(static_cast<redisReply*>(raw));
-        // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
-        if (message->type != REDIS_REPLY_ARRAY || message->elements != 3 ||
-            message->element[2]->type != REDIS_REPLY_STRING)
-          continue;
-        const auto words = split_spaces(reply_text(*message->element[2]));
-        int port = 0;
-        if (words.size() == 5 && words[0] == master_name_ && parse_port(words[4], &port))
-          install(std::string(words[3]), port);
-      }
-      lock.lock();
-      watch_fd_ = -1;
+namespace {
+
+struct ContextFree {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using Subscription = std::unique_ptr<redisContext, ContextFree>;
+
+// A connection to `sentinel` subscribed to the two channels that announce a
+// new master, or nullptr (tried again later).
+Subscription subscribe(const RedisNode& sentinel, const RedisLogin& login) {
+  const timeval timeout{time_t(login.connect_timeout.count() / 1000),
+                        suseconds_t(login.connect_timeout.count() % 1000 * 1000)};
+  Subscription c(redisConnectWithTimeout(sentinel.host().c_str(), sentinel.port(), timeout));
+  if (!c || c->err || redisSetTimeout(c.get(), timeout) != REDIS_OK) return nullptr;
+  auto command = [&](std::initializer_list<std::string_view> args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    for (auto a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
     }
-    lock.unlock();
-    if (c) redisFree(c);
-    lock.lock();
-    watch_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_; });
+    RedisReply reply(static_cast<redisReply*>(
+        redisCommandArgv(c.get(), int(argv.size()), argv.data(), lengths.data())));
+    return reply && !is_error(*reply);
+  };
+  if (login.has_password &&
+      !(login.user.empty() ? command({"AUTH", login.password})
+                           : command({"AUTH", login.user, login.password})))
+    return nullptr;
+  // The reply read here confirms the first channel; the second's comes later.
+  if (!command({"SUBSCRIBE", "+switch-master", "+promoted-slave"})) return nullptr;
+  return c;
+}
+
+}  // namespace
+
+// One thread polls a subscription to every sentinel and the wake pipe.
+void RedisSentinelRouter::watch_switches() {
+  using Clock = std::chrono::steady_clock;
+  std::vector<Subscription> subscriptions(sentinels_.size());
+  std::vector<Clock::time_point> retry_at(sentinels_.size());
+  std::vector<pollfd> fds;
+  std::vector<size_t> which;  // fds[i + 1] is subscriptions[which[i]]
+  for (;;) {
+    const auto now = Clock::now();
+    fds.assign(1, pollfd{wake_pipe_[0], POLLIN, 0});
+    which.clear();
+    for (size_t i = 0; i < sentinels_.size(); ++i) {
+      if (!subscriptions[i] && now >= retry_at[i]) {
+        subscriptions[i] = subscribe(*sentinels_[i], sentinel_login_);
+        if (!subscriptions[i]) retry_at[i] = now + std::chrono::seconds(1);
+      }
+      if (subscriptions[i]) {
+        fds.push_back(pollfd{subscriptions[i]->fd, POLLIN, 0});
+        which.push_back(i);
+      }
+    }
+    if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return;
+    if (fds[0].revents) return;  // the destructor
+    for (size_t k = 1; k < fds.size(); ++k) {
+      if (!fds[k].revents) continue;
+      Subscription& c = subscriptions[which[k - 1]];
+      void* raw = nullptr;
+      bool alive = redisBufferRead(c.get()) == REDIS_OK;
+      while (alive && (alive = redisGetReplyFromReader(c.get(), &raw) == REDIS_OK) && raw)
+        on_message(RedisReply(static_cast<redisReply*>(raw)));
+      if (!alive) {
+        c.reset();
+        retry_at[which[k - 1]] = Clock::now() + std::chrono::milliseconds(200);
+      }
+    }
   }
+}
+
+// ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"] or
+// ["message", "+promoted-slave", "slave <ip:port> <ip> <port> @ <name> <old ip> <old port>"]
+void RedisSentinelRouter::on_message(RedisReply message) {
+  if (message->type != REDIS_REPLY_ARRAY || message->elements != 3 ||
+      message->element[1]->type != REDIS_REPLY_STRING ||
+      message->element[2]->type != REDIS_REPLY_STRING)
+    return;
+  const std::string_view channel = reply_text(*message->element[1]);
+  const auto words = split_spaces(reply_text(*message->element[2]));
+  int port = 0;
+  if (channel == "+switch-master" && words.size() == 5 && words[0] == master_name_ &&
+      parse_port(words[4], &port))
+    install(std::string(words[3]), port);
+  else if (channel == "+promoted-slave" && words.size() == 8 && words[0] == "slave" &&
+           words[4] == "@" && words[5] == master_name_ && parse_port(words[3], &port))
+    install(std::string(words[2]), port);
 }
 
 }  // namespace sessions::internal

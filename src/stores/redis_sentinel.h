@@ -10,16 +10,21 @@
 //   - when a command cannot reach it or it answers READONLY (demoted to a
 //     replica), LOADING or MASTERDOWN: the command is retried, with back-off,
 //     until timeout_ms has passed since the call began; and
-//   - when a sentinel publishes +switch-master for this name: a background
-//     thread stays subscribed to one sentinel (the next one when that one
-//     goes), so that the pool moves on even before the old master fails.
+//   - when a sentinel publishes +switch-master or +promoted-slave for this
+//     name: a background thread stays subscribed to every sentinel (one
+//     lost is subscribed again a second later), so that the pool moves on
+//     even while the old master still takes writes. That matters in a
+//     manual failover (SENTINEL FAILOVER): Sentinel leaves the old master a
+//     writable master until its next look at it (up to 10 s), and what is
+//     written there is lost when it becomes a replica. The leader sentinel
+//     says +promoted-slave as soon as the replica is a master; the others
+//     say +switch-master when they hear of it.
 // So a failover is a pause of at most the sentinels' down-after-milliseconds
 // plus their election (about a second) for calls that wait long enough
 // (timeout_ms above that), and store_unavailable for calls that do not.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +57,7 @@ class RedisSentinelRouter : public RedisRouter {
   void forget(const NodePtr& stale);
   void install(const std::string& host, int port);
   void watch_switches();  // the subscriber thread
+  void on_message(RedisReply message);
 
   std::vector<std::unique_ptr<RedisNode>> sentinels_;
   std::string master_name_;
@@ -62,11 +68,9 @@ class RedisSentinelRouter : public RedisRouter {
   NodePtr master_;
   std::mutex discover_mu_;  // one lookup at a time
 
-  // The subscriber: stop_ and its socket (shut down to wake it) under watch_mu_.
-  std::mutex watch_mu_;
-  std::condition_variable watch_cv_;
-  bool stop_ = false;
-  int watch_fd_ = -1;
+  // The subscriber thread polls every sentinel's subscription and this
+  // pipe's read end: the destructor writes to it to stop the thread.
+  int wake_pipe_[2] = {-1, -1};
   std::thread watcher_;
 };
 

@@ -367,6 +367,9 @@ void store_uri_seeds() {
       {"redis-credentials", "redis://app:pa%40ss%3Aword@cache.example.com:6380/3"},
       {"redis-ipv6", "redis://[::1]:6379?db=2"},
       {"redis-unix", "redis+unix:///run/redis/redis.sock?db=1&user=app&password=secret"},
+      {"redis-sentinel", "redis+sentinel://:data@s1:26379,s2,[::1]:26380/mymaster/2?sentinel_user=u&"
+                         "sentinel_password=p&min_replicas=1&replica_timeout_ms=200"},
+      {"redis-cluster", "redis+cluster://app:pw@h1:7000,h2:7001,h3?pool=4&timeout_ms=5000&min_replicas=1"},
       {"memcached", "memcached://h1:11211,h2:11211,[::1]?prefix=session:&pool=16&timeout_ms=250"},
       {"sqlite", "sqlite:///var/lib/app/sessions.db?table=sessions&busy_timeout_ms=5000&synchronous=normal&gc_interval=1m"},
       {"postgresql", "postgresql://app@db.example.com:5432/app?table=sessions&pool=16&sslmode=disable&connect_timeout_ms=1000"},
