@@ -203,7 +203,7 @@ TEST_CASE("redis+cluster: a master SIGKILLed under load loses nothing acknowledg
 
 TEST_CASE("redis+cluster: min_replicas refuses a save no replica acknowledged") {
   RedisCluster cluster(3, 1);
-  Fixture f(cluster.uri("min_replicas=1&replica_timeout_ms=200&timeout_ms=1000"), {}, false);
+  Fixture f(cluster.uri("min_replicas=1&replica_timeout_ms=1000&timeout_ms=3000"), {}, false);
   Browser b;
   REQUIRE(b.request([&](Request& r) { r.session(f.store, "sid").set("v", Value(1)); }) == Errc::ok);
   // Every replica paused: WAIT times out with 0 of 1.
