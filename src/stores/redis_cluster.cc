@@ -95,15 +95,21 @@ void RedisClusterRouter::refresh(bool force) {
   last_refresh_ = now;
   // The nodes known, then the seeds (a cluster whose nodes all changed
   // address since is found again through them).
+  // The node that answered last time first: a dead host costs a
+  // connect_timeout_ms each time it is asked.
   std::vector<NodePtr> candidates;
+  if (last_answered_) candidates.push_back(last_answered_);
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     for (const auto& entry : nodes_) candidates.push_back(entry.second);
   }
   for (const HostPort& seed : seeds_) candidates.push_back(node_at(seed.host, seed.port));
   std::string why;
-  for (const NodePtr& node : candidates)
-    if (refresh_from(*node, &why)) return;
+  for (const NodePtr& node : candidates) {
+    if (!refresh_from(*node, &why)) continue;
+    last_answered_ = node;
+    return;
+  }
   fail(Errc::store_unavailable, name_ + ": no node answered CLUSTER SLOTS: " + why);
 }
 

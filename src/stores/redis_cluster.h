@@ -65,8 +65,9 @@ class RedisClusterRouter : public RedisRouter {
   std::vector<NodePtr> slots_;
   std::map<std::string, NodePtr> nodes_;  // "host:port"
 
-  std::mutex refresh_mu_;  // one refresh at a time
+  std::mutex refresh_mu_;  // one refresh at a time; guards the two below
   std::chrono::steady_clock::time_point last_refresh_{};
+  NodePtr last_answered_;
 };
 
 }  // namespace sessions::internal
