@@ -220,6 +220,7 @@ def main():
     try:
         uris = {
             "redis": lambda threads, trial: f"redis://127.0.0.1:{redis_port}?pool={threads}",
+            "redis-cluster": lambda threads, trial: cluster.uri(f"pool={threads}"),
             "memcached": lambda threads, trial:
                 f"memcached://127.0.0.1:{memcached_port}?pool={threads}",
             "postgresql": lambda threads, trial: f"postgresql://sessions@127.0.0.1:{pg_port}/postgres"
