@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <cerrno>
+#include <charconv>
 
 #include "error.h"
 
@@ -100,31 +101,45 @@ void RedisNode::ping() {
     fail(Errc::store_unavailable, name_ + " refused PING: " + std::string(reply_text(*replies[0])));
 }
 
-bool RedisNode::send(redisContext* c, const RedisPipeline& pipeline, bool asking,
-                     RedisReplies* replies) {
-  replies->clear();
-  const char* argv[64];
-  size_t lengths[64];
-  std::vector<const char*> long_argv;
-  std::vector<size_t> long_lengths;
-  if (asking && redisAppendCommand(c, "ASKING") != REDIS_OK) return false;
+namespace {
+
+void append_number(std::string* out, size_t n) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+  out->append(digits, end);
+}
+
+// The pipeline in RESP, as one buffer: hiredis' own formatting (sds
+// strings, a printf-style pass per argument) cost a fifth of a Redis
+// request cycle's instructions on the client.
+void format(const RedisPipeline& pipeline, bool asking, std::string* out) {
+  out->clear();
+  if (asking) out->append("*1\r\n$6\r\nASKING\r\n");
   for (size_t i = 0; i < pipeline.size(); ++i) {
     const std::string_view* args = pipeline.begin(i);
     const size_t n = pipeline.length(i);
-    const char** a = argv;
-    size_t* l = lengths;
-    if (n > 64) {  // MGET or a script over many keys
-      long_argv.resize(n);
-      long_lengths.resize(n);
-      a = long_argv.data();
-      l = long_lengths.data();
-    }
+    out->push_back('*');
+    append_number(out, n);
+    out->append("\r\n");
     for (size_t k = 0; k < n; ++k) {
-      a[k] = args[k].data();
-      l[k] = args[k].size();
+      out->push_back('$');
+      append_number(out, args[k].size());
+      out->append("\r\n");
+      out->append(args[k]);
+      out->append("\r\n");
     }
-    if (redisAppendCommandArgv(c, int(n), a, l) != REDIS_OK) return false;
   }
+}
+
+}  // namespace
+
+bool RedisNode::send(redisContext* c, const RedisPipeline& pipeline, bool asking,
+                     RedisReplies* replies) {
+  replies->clear();
+  thread_local std::string buffer;
+  format(pipeline, asking, &buffer);
+  if (redisAppendFormattedCommand(c, buffer.data(), buffer.size()) != REDIS_OK) return false;
+  if (buffer.capacity() > (size_t(1) << 20)) std::string().swap(buffer);  // after a large record
   const size_t expected = pipeline.size() + (asking ? 1 : 0);
   for (size_t i = 0; i < expected; ++i) {
     void* reply = nullptr;
