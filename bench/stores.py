@@ -78,21 +78,12 @@ def median(values):
     return values[len(values) // 2]
 
 
-def redis_floor(port, threads, value_bytes, seconds):
-    """GET and SET rates of one redis-benchmark run of about `seconds` per test."""
+def redis_floor(port, threads, value_bytes, seconds, cluster=False):
+    """GET and SET rates of one redis-benchmark run of about `seconds` per test
+    (--cluster: against the cluster that the node at `port` belongs to)."""
     requests = int(max(20000, min(400000, (30000 if threads == 1 else 80000) * seconds)))
-    out = run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get,set",
-               "-d", str(value_bytes), "-c", str(threads), "-n", str(requests),
-               "-r", "100000", "--csv"])
-    rates = {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out))
-             if len(row) > 1 and row[0] in ("GET", "SET")}
-    return rates["GET"], rates["SET"]
-
-
-def redis_cluster_floor(port, threads, value_bytes, seconds):
-    """GET and SET rates of redis-benchmark --cluster (a connection per master per client)."""
-    requests = int(max(20000, min(400000, 80000 * seconds)))
-    out = run(["redis-benchmark", "--cluster", "-h", "127.0.0.1", "-p", str(port), "-t", "get,set",
+    out = run(["redis-benchmark"] + (["--cluster"] if cluster else []) +
+              ["-h", "127.0.0.1", "-p", str(port), "-t", "get,set",
                "-d", str(value_bytes), "-c", str(threads), "-n", str(requests),
                "-r", "100000", "--csv"])
     rates = {row[0]: float(row[1]) for row in csv.reader(io.StringIO(out))
@@ -250,8 +241,8 @@ def main():
                     samples["redis"].append((cycles, 1 / (1 / get_rate + 1 / set_rate),
                                              f"{get_rate:,.0f} / {set_rate:,.0f} ops"))
                 if "redis-cluster" in stores:
-                    get_rate, set_rate = redis_cluster_floor(cluster.seeds[0], threads, value_bytes,
-                                                             args.seconds)
+                    get_rate, set_rate = redis_floor(cluster.seeds[0], threads, value_bytes,
+                                                     args.seconds, cluster=True)
                     cycles = float(run([bench, "cycle", cluster.uri(f"pool={threads}")] + one))
                     samples["redis-cluster"].append((cycles, 1 / (1 / get_rate + 1 / set_rate),
                                                      f"{get_rate:,.0f} / {set_rate:,.0f} ops"))

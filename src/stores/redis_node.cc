@@ -8,13 +8,29 @@
 #include "error.h"
 
 namespace sessions::internal {
-namespace {
-
 timeval to_timeval(std::chrono::milliseconds ms) {
   return timeval{time_t(ms.count() / 1000), suseconds_t(ms.count() % 1000 * 1000)};
 }
 
-}  // namespace
+RedisReply run_command(redisContext* c, std::initializer_list<std::string_view> args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (auto a : args) {
+    argv.push_back(a.data());
+    lengths.push_back(a.size());
+  }
+  return RedisReply(static_cast<redisReply*>(
+      redisCommandArgv(c, int(argv.size()), argv.data(), lengths.data())));
+}
+
+std::string log_in(redisContext* c, const RedisLogin& login) {
+  if (!login.has_password) return "";
+  RedisReply reply = login.user.empty() ? run_command(c, {"AUTH", login.password})
+                                        : run_command(c, {"AUTH", login.user, login.password});
+  if (!reply) return std::string("AUTH: ") + c->errstr;
+  if (reply->type == REDIS_REPLY_ERROR) return "refused AUTH: " + std::string(reply_text(*reply));
+  return "";
+}
 
 void RedisReplyFree::operator()(redisReply* r) const { freeReplyObject(r); }
 
@@ -48,25 +64,14 @@ RedisNode::Context RedisNode::connect() const {
       (port_ != 0 && redisEnableKeepAlive(c.get()) != REDIS_OK))
     fail(Errc::store_unavailable, name_ + ": " + c->errstr);
 
-  auto setup = [&](std::initializer_list<std::string_view> args, const char* what) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    for (auto a : args) {
-      argv.push_back(a.data());
-      lengths.push_back(a.size());
-    }
-    RedisReply reply(static_cast<redisReply*>(
-        redisCommandArgv(c.get(), int(argv.size()), argv.data(), lengths.data())));
-    if (!reply) fail(Errc::store_unavailable, name_ + ": " + what + ": " + c->errstr);
+  const std::string refused = log_in(c.get(), login_);
+  if (!refused.empty()) fail(Errc::store_unavailable, name_ + " " + refused);
+  if (login_.db != 0) {
+    RedisReply reply = run_command(c.get(), {"SELECT", std::to_string(login_.db)});
+    if (!reply) fail(Errc::store_unavailable, name_ + ": SELECT: " + c->errstr);
     if (reply->type == REDIS_REPLY_ERROR)
-      fail(Errc::store_unavailable,
-           name_ + " refused " + what + ": " + std::string(reply_text(*reply)));
-  };
-  if (login_.has_password) {
-    if (login_.user.empty()) setup({"AUTH", login_.password}, "AUTH");
-    else setup({"AUTH", login_.user, login_.password}, "AUTH");
+      fail(Errc::store_unavailable, name_ + " refused SELECT: " + std::string(reply_text(*reply)));
   }
-  if (login_.db != 0) setup({"SELECT", std::to_string(login_.db)}, "SELECT");
   return c;
 }
 

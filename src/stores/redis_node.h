@@ -17,6 +17,7 @@
 
 struct redisContext;
 struct redisReply;
+struct timeval;
 
 namespace sessions::internal {
 
@@ -64,6 +65,14 @@ struct RedisLogin {
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds timeout{1000};
 };
+
+timeval to_timeval(std::chrono::milliseconds ms);
+// One command on a blocking connection outside any pool (a connection's
+// setup, a subscription): its reply, nullptr when the connection failed.
+RedisReply run_command(redisContext* c, std::initializer_list<std::string_view> args);
+// AUTH as `login` says, when it has a password: "" when logged in (or no
+// password), else why not.
+std::string log_in(redisContext* c, const RedisLogin& login);
 
 class RedisNode {
  public:

@@ -166,27 +166,13 @@ using Subscription = std::unique_ptr<redisContext, ContextFree>;
 // A connection to `sentinel` subscribed to the two channels that announce a
 // new master, or nullptr (tried again later).
 Subscription subscribe(const RedisNode& sentinel, const RedisLogin& login) {
-  const timeval timeout{time_t(login.connect_timeout.count() / 1000),
-                        suseconds_t(login.connect_timeout.count() % 1000 * 1000)};
+  const timeval timeout = to_timeval(login.connect_timeout);
   Subscription c(redisConnectWithTimeout(sentinel.host().c_str(), sentinel.port(), timeout));
-  if (!c || c->err || redisSetTimeout(c.get(), timeout) != REDIS_OK) return nullptr;
-  auto command = [&](std::initializer_list<std::string_view> args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    for (auto a : args) {
-      argv.push_back(a.data());
-      lengths.push_back(a.size());
-    }
-    RedisReply reply(static_cast<redisReply*>(
-        redisCommandArgv(c.get(), int(argv.size()), argv.data(), lengths.data())));
-    return reply && !is_error(*reply);
-  };
-  if (login.has_password &&
-      !(login.user.empty() ? command({"AUTH", login.password})
-                           : command({"AUTH", login.user, login.password})))
+  if (!c || c->err || redisSetTimeout(c.get(), timeout) != REDIS_OK || !log_in(c.get(), login).empty())
     return nullptr;
   // The reply read here confirms the first channel; the second's comes later.
-  if (!command({"SUBSCRIBE", "+switch-master", "+promoted-slave"})) return nullptr;
+  RedisReply reply = run_command(c.get(), {"SUBSCRIBE", "+switch-master", "+promoted-slave"});
+  if (!reply || is_error(*reply)) return nullptr;
   return c;
 }
 
