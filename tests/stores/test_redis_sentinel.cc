@@ -73,6 +73,9 @@ TEST_CASE("redis+sentinel: a master SIGKILLed under load is replaced and with mi
   const auto killed_at = CycleLoad::Clock::now();
   group.kill_master();
   const long failover_ms = group.wait_for_new_master(old_master);
+  // min_replicas=1: saves wait until Sentinel has pointed the other replica
+  // at the new master and it has synced; until then they are refused.
+  group.wait_settled();
   const auto switched_at = CycleLoad::Clock::now();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   load.stop();
